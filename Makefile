@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs the project (editable, with dev tools) when missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint fmt bench plugin-validate wheel-check clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dmig demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check server tests bench
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format server tests bench
+
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Needs Node.js; fetches the Claude Code CLI from the npm registry.
+plugin-validate:
+	npx -y @anthropic-ai/claude-code plugin validate --strict .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist build

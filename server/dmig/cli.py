@@ -1,0 +1,190 @@
+"""The ``dmig`` command line: one subcommand per tool, generated from the registry.
+
+Options mirror the tool's input model (``--field-name``); ``--json`` prints the same structured
+output the MCP tool returns. Exit codes: 0 success, 1 when a check found differences or
+failures (per tool), 2 on an error (bad input, unreachable database, ...). Errors never show a
+traceback; set DMIG_DEBUG=1 to see one for an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import types
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dmig import __version__
+from dmig.context import RunContext
+from dmig.errors import DmigError, ErrorInfo, internal_error
+from dmig.mcp_server import _validation_message
+from dmig.redact import redact, redact_obj
+from dmig.registry import ToolSpec, all_tools, run_tool
+
+_SIMPLE = {str: str, int: int, float: float}
+
+
+def _unwrap_optional(ann: Any) -> Any:
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return ann
+
+
+def _add_field(parser: argparse.ArgumentParser, name: str, fi: Any, positional: bool) -> None:
+    ann = _unwrap_optional(fi.annotation)
+    origin = typing.get_origin(ann)
+    help_text = (fi.description or "").replace("%", "%%")
+    flag = name if positional else "--" + name.replace("_", "-")
+    kwargs: dict[str, Any] = {"help": help_text}
+    if not positional:
+        kwargs["dest"] = name
+        kwargs["default"] = argparse.SUPPRESS
+    if ann is bool:
+        if positional:
+            raise TypeError(f"boolean field {name} cannot be positional")
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    if origin is Literal:
+        kwargs["choices"] = [str(c) for c in typing.get_args(ann)]
+    elif isinstance(ann, type) and issubclass(ann, Enum):
+        kwargs["choices"] = [e.value for e in ann]
+    elif origin in (list, tuple, set) and _unwrap_optional(typing.get_args(ann)[0]) in _SIMPLE:
+        kwargs["nargs"] = "+" if not positional else "*"
+        kwargs["type"] = _SIMPLE[_unwrap_optional(typing.get_args(ann)[0])]
+    elif ann in _SIMPLE:
+        kwargs["type"] = _SIMPLE[ann]
+    else:
+        kwargs["type"] = _json_arg
+        kwargs["help"] = help_text + " (JSON)"
+        kwargs["metavar"] = "JSON"
+    if positional and not fi.is_required():
+        kwargs["nargs"] = "?"
+        kwargs["default"] = argparse.SUPPRESS
+    parser.add_argument(flag, **kwargs)
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
+
+
+def _render_default(out: BaseModel) -> str:
+    return yaml.safe_dump(out.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=110).rstrip()
+
+
+def _emit(out: BaseModel, spec: ToolSpec, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(redact_obj(out.model_dump(mode="json")), ensure_ascii=False, indent=2))
+    else:
+        print(redact((spec.cli_render or _render_default)(out)))
+
+
+def _emit_error(info: ErrorInfo, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": info.model_dump()}, ensure_ascii=False, indent=2))
+    print(f"dmig: error [{info.code}]: {info.message}", file=sys.stderr)
+    for key, value in info.details.items():
+        print(f"  {key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}",
+              file=sys.stderr)
+    return 2
+
+
+def build_parser(specs: list[ToolSpec]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmig", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dmig {__version__}")
+    parser.add_argument("--project-dir", help="the AgileFlow project folder (default: $CLAUDE_PROJECT_DIR or .)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--read-only", action="store_true", help="expose only tools that change nothing")
+    serve.add_argument("--http", action="store_true", help="streamable HTTP on loopback instead of stdio")
+    serve.add_argument("--port", type=int, default=8765)
+
+    demo = sub.add_parser("demo", help="run the demo story end to end on embedded SQLite")
+    demo.add_argument("--workdir", help="scratch folder (default: a new temporary folder)")
+    demo.add_argument("--source", help="source database URL (default: a generated SQLite database)")
+    demo.add_argument("--target", help="target database URL (default: SQLite)")
+
+    sub.add_parser("tools", help="list the tools with their annotations")
+
+    for spec in specs:
+        p = sub.add_parser(spec.command, help=spec.description.split("\n")[0], description=spec.description)
+        p.add_argument("--json", action="store_true", help="print the structured result as JSON")
+        for name, fi in spec.input_model.model_fields.items():
+            _add_field(p, name, fi, positional=name in spec.cli_positional)
+        p.set_defaults(_spec=spec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    specs = all_tools()
+    parser = build_parser(specs)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    rc = RunContext(project_dir=Path(args.project_dir).resolve()) if args.project_dir else RunContext()
+    if args.command == "serve":
+        from dmig.mcp_server import serve
+
+        serve(read_only=args.read_only, http=args.http, port=args.port)
+        return 0
+    if args.command == "demo":
+        from dmig.demo import run_demo
+
+        return run_demo(workdir=args.workdir, source=args.source, target=args.target)
+    if args.command == "tools":
+        for spec in specs:
+            flags = "read-only" if spec.read_only else ("destructive" if spec.destructive else "writes")
+            print(f"{spec.name:24} {flags:12} {spec.description.splitlines()[0]}")
+        return 0
+    return _run(args, rc)
+
+
+def _run(args: argparse.Namespace, rc: RunContext) -> int:
+    spec: ToolSpec = args._spec
+    as_json = bool(args.json)
+    arguments = {k: v for k, v in vars(args).items() if k in spec.input_model.model_fields}
+    rc.progress = _stderr_progress if sys.stderr.isatty() and not as_json else rc.progress
+    try:
+        out = run_tool(spec, arguments, rc)
+    except DmigError as exc:
+        return _emit_error(exc.info(), as_json)
+    except ValidationError as exc:
+        return _emit_error(_validation_message(exc), as_json)
+    except KeyboardInterrupt:
+        return _emit_error(ErrorInfo(code="E_INTERRUPTED", message="interrupted"), as_json)
+    except Exception as exc:
+        if os.environ.get("DMIG_DEBUG"):
+            raise
+        return _emit_error(internal_error(exc), as_json)
+    _emit(out, spec, as_json)
+    return spec.cli_exit_code(out) if spec.cli_exit_code else 0
+
+
+def _stderr_progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    if total:
+        width = 30
+        filled = int(width * min(done / total, 1.0))
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"\r[{bar}] {done / total:6.1%} {redact(message or '')}"
+    else:
+        line = f"\r{done:,.0f} {redact(message or '')}"
+    print(line[:160].ljust(80), end="", file=sys.stderr, flush=True)
+    if total and done >= total:
+        print(file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Database access: URL resolution and secrets, engines with bounded connects, dialect facts."""

@@ -1,0 +1,1 @@
+"""One module per capability; each declares ``TOOLS: list[ToolSpec]`` (see dmig.registry)."""

@@ -1,0 +1,58 @@
+"""Drive ``dmig serve`` exactly as Claude Code does: a child process over stdio, the official client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+
+def dmig_executable() -> str:
+    """The dmig console script of the interpreter running the tests."""
+    candidate = Path(sys.executable).parent / "dmig"
+    return str(candidate) if candidate.exists() else (shutil.which("dmig") or "dmig")
+
+
+def server_params(project_dir: Path, *args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
+    child_env = {"DMIG_PROJECT_DIR": str(project_dir), "PATH": os.environ.get("PATH", "")}
+    child_env.update(env or {})
+    return StdioServerParameters(command=dmig_executable(), args=["serve", *args], env=child_env, cwd=str(project_dir))
+
+
+def result_payload(result: Any) -> dict[str, Any]:
+    """Structured content on success; the parsed error JSON on a tool error."""
+    if result.is_error:
+        text = "".join(getattr(c, "text", "") for c in result.content)
+        try:  # the SDK prefixes "Error executing tool X: " to the ToolError text
+            return json.loads(text[text.index("{"):])
+        except (ValueError, json.JSONDecodeError):
+            return {"error": {"code": "E_UNPARSED", "message": text}}
+    return result.structured_content
+
+
+def call(project_dir: Path, calls: list[tuple[str, dict[str, Any]]], *serve_args: str,
+         env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Spawn one server, make the calls in order, return each payload."""
+
+    async def run() -> list[dict[str, Any]]:
+        out = []
+        async with Client(server_params(project_dir, *serve_args, env=env), read_timeout_seconds=300) as client:
+            for name, arguments in calls:
+                out.append(result_payload(await client.call_tool(name, arguments)))
+        return out
+
+    return anyio.run(run)
+
+
+def list_tools(project_dir: Path, *serve_args: str) -> list[Any]:
+    async def run() -> list[Any]:
+        async with Client(server_params(project_dir, *serve_args)) as client:
+            return (await client.list_tools()).tools
+
+    return anyio.run(run)
