@@ -30,14 +30,15 @@ def result_payload(result: Any) -> dict[str, Any]:
     if result.is_error:
         text = "".join(getattr(c, "text", "") for c in result.content)
         try:  # the SDK prefixes "Error executing tool X: " to the ToolError text
-            return json.loads(text[text.index("{"):])
+            return json.loads(text[text.index("{") :])
         except (ValueError, json.JSONDecodeError):
             return {"error": {"code": "E_UNPARSED", "message": text}}
     return result.structured_content
 
 
-def call(project_dir: Path, calls: list[tuple[str, dict[str, Any]]], *serve_args: str,
-         env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def call(
+    project_dir: Path, calls: list[tuple[str, dict[str, Any]]], *serve_args: str, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Spawn one server, make the calls in order, return each payload."""
 
     async def run() -> list[dict[str, Any]]:

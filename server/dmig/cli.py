@@ -95,8 +95,10 @@ def _emit_error(info: ErrorInfo, as_json: bool) -> int:
         print(json.dumps({"error": info.model_dump()}, ensure_ascii=False, indent=2))
     print(f"dmig: error [{info.code}]: {info.message}", file=sys.stderr)
     for key, value in info.details.items():
-        print(f"  {key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}",
-              file=sys.stderr)
+        print(
+            f"  {key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}",
+            file=sys.stderr,
+        )
     return 2
 
 

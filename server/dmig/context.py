@@ -45,9 +45,7 @@ class RunContext:
         resolved = path.resolve()
         root = self.project_dir.resolve()
         if resolved != root and root not in resolved.parents:
-            raise PathOutsideProject(
-                f"path {value!s} resolves outside the project folder {root}", path=str(value)
-            )
+            raise PathOutsideProject(f"path {value!s} resolves outside the project folder {root}", path=str(value))
         return resolved
 
     def require_writable(self, what: str) -> None:

@@ -58,8 +58,11 @@ def _refuse_unknown_arguments(ctx: Context, spec: ToolSpec) -> None:
     raw = getattr(params, "arguments", None) or {}
     unknown = sorted(set(raw) - set(spec.input_model.model_fields))
     if unknown:
-        raise InvalidInput(f"unknown argument(s) for {spec.name}: {', '.join(unknown)}", unknown=unknown,
-                           allowed=sorted(spec.input_model.model_fields))
+        raise InvalidInput(
+            f"unknown argument(s) for {spec.name}: {', '.join(unknown)}",
+            unknown=unknown,
+            allowed=sorted(spec.input_model.model_fields),
+        )
 
 
 def _signature_for(spec: ToolSpec) -> inspect.Signature:

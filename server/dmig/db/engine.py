@@ -48,8 +48,9 @@ def create(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5) -
         engine = sa.create_engine(url, connect_args=_connect_args(dialect))
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
-    return sa.create_engine(url, connect_args=_connect_args(dialect), pool_pre_ping=True,
-                            pool_size=pool_size, max_overflow=pool_size)
+    return sa.create_engine(
+        url, connect_args=_connect_args(dialect), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+    )
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -68,9 +69,22 @@ def classify(exc: BaseException, url: URL) -> ConnectionFailed:
         reason, hint = "authentication failed", "check the user name and password"
     elif ("does not exist" in low and "database" in low) or "unknown database" in low:
         reason, hint = "unknown database", "check the database name"
-    elif any(s in low for s in ("could not connect", "connection refused", "can't connect", "timeout",
-                                "timed out", "no route", "name or service not known", "could not translate",
-                                "nodename nor servname", "network is unreachable", "lost connection")):
+    elif any(
+        s in low
+        for s in (
+            "could not connect",
+            "connection refused",
+            "can't connect",
+            "timeout",
+            "timed out",
+            "no route",
+            "name or service not known",
+            "could not translate",
+            "nodename nor servname",
+            "network is unreachable",
+            "lost connection",
+        )
+    ):
         reason, hint = "server unreachable", "check host, port and that the server is running"
     elif "unable to open database" in low:
         reason, hint = "cannot open SQLite file", "check the path and permissions"

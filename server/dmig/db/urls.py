@@ -43,8 +43,9 @@ def _expand_reference(raw: str) -> tuple[str, str | None]:
     name = m["name"]
     value = os.environ.get(name)
     if not value:
-        raise NotFound(f"environment variable {name} is not set (the URL was given as a reference to it)",
-                       variable=name)
+        raise NotFound(
+            f"environment variable {name} is not set (the URL was given as a reference to it)", variable=name
+        )
     return value.strip(), name
 
 
@@ -57,8 +58,10 @@ def parse_url(raw: str) -> URL:
         url = sa.make_url(text)
     except ArgumentError:
         shown = f"the value of ${ref}" if ref else redact(text)
-        raise InvalidInput(f"not a database URL: {shown}; expected e.g. postgresql://user@host/db, "
-                           "mysql://user@host/db or sqlite:///path.db") from None
+        raise InvalidInput(
+            f"not a database URL: {shown}; expected e.g. postgresql://user@host/db, "
+            "mysql://user@host/db or sqlite:///path.db"
+        ) from None
     if url.password:
         remember_secret(str(url.password))
     for key in ("password", "sslpassword"):
@@ -66,8 +69,10 @@ def parse_url(raw: str) -> URL:
             remember_secret(str(url.query[key]))
     known = _DRIVERS.get(url.drivername)
     if known is None:
-        raise InvalidInput(f"unsupported database scheme {url.drivername!r}: use sqlite, postgresql or mysql/mariadb",
-                           scheme=url.drivername)
+        raise InvalidInput(
+            f"unsupported database scheme {url.drivername!r}: use sqlite, postgresql or mysql/mariadb",
+            scheme=url.drivername,
+        )
     return url.set(drivername=known[1])
 
 

@@ -32,7 +32,9 @@ def server_info(inp: ServerInfoInput, rc: RunContext) -> ServerInfoOutput:
         version=__version__,
         read_only_mode=rc.read_only,
         project_dir=str(rc.project_dir),
-        tools=[ToolSummary(name=t.name, read_only=t.read_only, destructive=t.destructive) for t in tools_for(rc.read_only)],
+        tools=[
+            ToolSummary(name=t.name, read_only=t.read_only, destructive=t.destructive) for t in tools_for(rc.read_only)
+        ],
     )
 
 
