@@ -1,0 +1,1 @@
+"""The AgileFlow harness: project files shared with other AgileFlow agents."""
