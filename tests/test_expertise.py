@@ -208,6 +208,8 @@ def test_missing_affected_path_is_not_found_and_nothing_is_written(project: Path
         {"insight": "x", "measured": [{"dialect": "sqlite", "operation": "copy", "seconds": 1, "typo_rows": 3}]},
         {"insight": "x", "patterns": [{"name": ""}]},
         {"insight": "x", "surprise": 1},
+        {"insight": "line\n" * 20},
+        {"insight": "x", "context": "c\n" * 20},
     ],
 )
 def test_schema_invalid_input_is_refused(bad: dict) -> None:
@@ -426,3 +428,13 @@ def test_rendered_file_reloads_identically(project: Path) -> None:
     assert text.startswith("# AG-DATAMIGRATION expertise")
     data = ex.load(project / PROJECT_FILE)
     assert ex._plain(yaml.safe_load(ex.render(data)), [10**6]) == data
+
+
+@pytest.mark.parametrize(
+    "insight",
+    ["yes", "null", "- dash", "# hash", "tab\there", "nul\x00byte", "sep\u2028line", "@at", "'q' \"dq\"", "1.5"],
+)
+def test_awkward_text_round_trips_as_text(project: Path, insight: str) -> None:
+    _improve(project, insight, context=insight)
+    last = ex.load(project / PROJECT_FILE)["learnings"][-1]
+    assert (last["insight"], last["context"]) == (insight, insight)

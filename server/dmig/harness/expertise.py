@@ -6,7 +6,8 @@ rows per second per dialect and operation): the planner reads those figures back
 ``measured_throughput`` to estimate the next run instead of guessing.
 
 Where the file is (first match wins): an explicit path (must be inside the project), the
-``DMIG_EXPERTISE_PATH`` environment variable, ``expertise_path`` in docs/00-meta/environment.json
+``DMIG_EXPERTISE_PATH`` environment variable (set by whoever starts the server, so it may point
+outside the project), ``expertise_path`` in docs/00-meta/environment.json
 (inside the project), the project's ``.agileflow/experts/datamigration/expertise.yaml``, and
 finally the plugin's shipped seed. The seed is never written: the first self-improve of a project
 copies it to the project location.
@@ -52,6 +53,7 @@ KEEP_RECENT = 5  # full learnings kept before any one-line summary entry is aggr
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000  # YAML aliases can expand a small file into a huge tree
 FOLDED_INSIGHT_CHARS = 240
+MAX_TEXT_LINES = 12  # per insight or context
 HEADER = (
     "# AG-DATAMIGRATION expertise (AgileFlow expert memory), maintained by dmig self_improve.\n"
     "# Rewrites keep every key but not comments. Schema: dmig/schemas/expertise.schema.json\n"
@@ -356,32 +358,32 @@ def _matching(facts: list[dict[str, Any]], dialect: str, operation: str) -> list
     return out
 
 
+def _dated(items: list[Any], origin: str, rank: int, dialect: str, operation: str) -> Iterator[tuple[tuple, dict]]:
+    """(sort key, fact) for each matching fact of learnings or folded entries; rows_per_s filled in."""
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        for fact in _matching(_facts(item.get("measured")), dialect, operation):
+            rate = _rate(fact)
+            filled = {**fact, "rows_per_s": rate} if rate is not None and "rows_per_s" not in fact else fact
+            key = (str(item.get("date", ""))[:10], rank, index)
+            yield key, {**filled, "date": item.get("date"), "source": origin}
+
+
 def facts_for(data: dict[str, Any], dialect: str, operation: str) -> list[dict[str, Any]]:
     """Newest first: live learnings, then folded entries, then aggregates (the oldest knowledge)."""
     dialect, operation = normalize_dialect(dialect), normalize_operation(operation)
     summary = _summary(data)
-    dated: list[tuple[str, int, dict[str, Any]]] = []
-    for origin, items in (("learning", _list(data, "learnings")), ("summary", summary.get("entries") or [])):
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            for fact in _matching(_facts(item.get("measured")), dialect, operation):
-                rate = _rate(fact)
-                extra = {"rows_per_s": rate} if rate is not None and "rows_per_s" not in fact else {}
-                rank = 1 if origin == "learning" else 0
-                dated.append(
-                    (
-                        str(item.get("date", ""))[:10],
-                        rank * 10**6 + index,
-                        {**fact, **extra, "date": item.get("date"), "source": origin},
-                    )
-                )
-    dated.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    dated = [
+        *_dated(_list(data, "learnings"), "learning", 1, dialect, operation),
+        *_dated(summary.get("entries") or [], "summary", 0, dialect, operation),
+    ]
+    dated.sort(key=lambda pair: pair[0], reverse=True)
     aggregates = [
         {**agg, "date": agg.get("last_date"), "source": "aggregate"}
         for agg in _matching(_facts(summary.get("measured")), dialect, operation)
     ]
-    return [fact for _, _, fact in dated] + aggregates
+    return [fact for _, fact in dated] + aggregates
 
 
 def measured_throughput(project_dir: Path, dialect: str, operation: str) -> list[dict[str, Any]]:
@@ -491,6 +493,14 @@ class Improvement(Input):
         if not value.strip():
             raise ValueError("insight must not be blank")
         return value.strip()
+
+    @field_validator("insight", "context")
+    @classmethod
+    def _few_lines(cls, value: str | None) -> str | None:
+        """The newest learning is never folded, so one huge entry must not break the 200-line rule."""
+        if value is not None and value.strip().count("\n") >= MAX_TEXT_LINES:
+            raise ValueError(f"keep it to {MAX_TEXT_LINES} lines at most; put details in the story or the run report")
+        return value
 
 
 # --------------------------------------------------------------------------- self-improve
@@ -667,8 +677,8 @@ def _update_files(data: dict[str, Any], imp: Improvement, project_dir: Path) -> 
         imp.remove_files, {_norm_path(e.get("path", "")) for _, e in iter_file_entries(data)}, "files", _norm_path
     )
     if isinstance(files, dict):
-        files = {g: [e for e in es if _norm_path(str(e.get("path", ""))) not in drop] for g, es in files.items()}
-        files = {g: es for g, es in files.items() if es}
+        kept = {g: [e for e in es if _norm_path(str(e.get("path", ""))) not in drop] for g, es in files.items()}
+        files = {g: es for g, es in kept.items() if es or not files[g]}  # drop only groups this emptied
     else:
         files = [e for e in files if _norm_path(str(e.get("path", ""))) not in drop]
     if "files" in data or imp.files:
