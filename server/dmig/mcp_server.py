@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import sys
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -21,7 +21,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from dmig import __version__
 from dmig.context import RunContext
@@ -66,11 +66,18 @@ def _refuse_unknown_arguments(ctx: Context, spec: ToolSpec) -> None:
 
 
 def _signature_for(spec: ToolSpec) -> inspect.Signature:
-    """Expose the input model's fields as flat tool parameters (what an agent expects to fill in)."""
+    """Flat tool parameters (what an agent expects to fill in), deliberately loosely typed.
+
+    The SDK validates arguments against this signature before our handler runs and answers a
+    failure with unstructured text; typing every parameter as ``Any`` (``str`` stays ``str`` so
+    the SDK does not JSON-decode plain strings) lets ``run_tool`` do the real validation with
+    the input model and answer ``E_INVALID_INPUT`` with the field errors. The schema clients
+    see is the input model's own (set in ``build_server``).
+    """
     params = []
     for name, fi in spec.input_model.model_fields.items():
-        annotation = Annotated[(fi.annotation, Field(description=fi.description), *fi.metadata)]
-        default = inspect.Parameter.empty if fi.is_required() else fi.get_default(call_default_factory=True)
+        annotation = str if fi.annotation is str else Any
+        default = inspect.Parameter.empty if fi.is_required() else None
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
     params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
     return inspect.Signature(params, return_annotation=spec.output_model)
@@ -87,7 +94,9 @@ def _make_handler(spec: ToolSpec, base: RunContext):
         rc = RunContext(project_dir=base.project_dir, read_only=base.read_only, progress=progress, actor=base.actor)
         try:
             _refuse_unknown_arguments(ctx, spec)
-            return await anyio.to_thread.run_sync(run_tool, spec, kwargs, rc)
+            given = set(getattr(getattr(ctx, "_input_params", None), "arguments", None) or {})
+            arguments = {k: v for k, v in kwargs.items() if k in given}
+            return await anyio.to_thread.run_sync(run_tool, spec, arguments, rc)
         except DmigError as exc:
             raise ToolError(error_text(exc.info())) from None
         except ValidationError as exc:
@@ -125,7 +134,9 @@ def build_server(rc: RunContext | None = None) -> MCPServer:
             ),
             structured_output=True,
         )
-        server._tool_manager.get_tool(spec.name).parameters["additionalProperties"] = False
+        schema = spec.input_model.model_json_schema()
+        schema["additionalProperties"] = False
+        server._tool_manager.get_tool(spec.name).parameters = schema
     from dmig.mcp_extras import register_extras
 
     register_extras(server, rc)
