@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
 from dmig.db.urls import Dialect, dialect_of, display_url, parse_url
-from dmig.errors import ConnectionFailed, NotFound
+from dmig.errors import ConnectionFailed, InvalidInput, NotFound
 from dmig.redact import redact
 
 CONNECT_TIMEOUT_S = 5
@@ -44,7 +44,7 @@ def create(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5) -
     if dialect == "sqlite":
         path = _sqlite_file(url)
         if must_exist and path is not None and not path.exists():
-            raise NotFound(f"SQLite database file {path} does not exist", path=str(path))
+            raise NotFound(f"SQLite database file {path} does not exist", path=str(path), reason="sqlite_file_missing")
         engine = sa.create_engine(url, connect_args=_connect_args(dialect))
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
@@ -60,38 +60,74 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
+# (alternatives, reason, hint): a rule matches when every substring of one alternative is in the
+# lower-cased driver message; the first matching rule wins. Reasons are stable strings callers test.
+_RULES: tuple[tuple[tuple[tuple[str, ...], ...], str, str], ...] = (
+    (
+        (("password authentication failed",), ("access denied",), ("authentication",), ("no password supplied",)),
+        "authentication failed",
+        "check the user name and password",
+    ),
+    ((("role", "does not exist"),), "authentication failed", "the user (role) does not exist on this server"),
+    ((("unknown database",), ("database", "does not exist")), "unknown database", "check the database name"),
+    (
+        (("too many connections",), ("too many clients",)),
+        "server busy",
+        "the server refuses new connections; retry later",
+    ),
+    (
+        (("invalid connection option",), ("invalid dsn",), ("invalid uri",)),
+        "invalid connection option",
+        "check the options after '?' in the URL",
+    ),
+    ((("file is not a database",),), "not a SQLite database", "the file exists but is not a SQLite database"),
+    ((("unable to open database",),), "cannot open SQLite file", "check the path and permissions"),
+    (
+        tuple(
+            (s,)
+            for s in (
+                "could not connect",
+                "connection refused",
+                "can't connect",
+                "timeout",
+                "timed out",
+                "no route",
+                "name or service not known",
+                "could not translate",
+                "nodename nor servname",
+                "network is unreachable",
+                "lost connection",
+                "server closed the connection",
+            )
+        ),
+        "server unreachable",
+        "check host, port and that the server is running",
+    ),
+)
+
+
+def _reason(low: str) -> tuple[str, str]:
+    for alternatives, reason, hint in _RULES:
+        if any(all(part in low for part in alt) for alt in alternatives):
+            return reason, hint
+    return "connection failed", "see the detail"
+
+
 def classify(exc: BaseException, url: URL) -> ConnectionFailed:
     """Map a driver error to one clear message (no URL password, no driver traceback)."""
     text = str(getattr(exc, "orig", None) or exc)
-    low = text.lower()
+    reason, hint = _reason(text.lower())
     where = display_url(url)
-    if "password authentication failed" in low or "access denied" in low or "authentication" in low:
-        reason, hint = "authentication failed", "check the user name and password"
-    elif ("does not exist" in low and "database" in low) or "unknown database" in low:
-        reason, hint = "unknown database", "check the database name"
-    elif any(
-        s in low
-        for s in (
-            "could not connect",
-            "connection refused",
-            "can't connect",
-            "timeout",
-            "timed out",
-            "no route",
-            "name or service not known",
-            "could not translate",
-            "nodename nor servname",
-            "network is unreachable",
-            "lost connection",
-        )
-    ):
-        reason, hint = "server unreachable", "check host, port and that the server is running"
-    elif "unable to open database" in low:
-        reason, hint = "cannot open SQLite file", "check the path and permissions"
-    else:
-        reason, hint = "connection failed", "see the detail"
     first_line = redact(text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
     return ConnectionFailed(f"{reason} for {where}: {hint}", reason=reason, url=where, detail=first_line[:300])
+
+
+def _bad_option(exc: TypeError, url: URL) -> InvalidInput:
+    """PyMySQL rejects an unknown ?option with a TypeError from its constructor."""
+    return InvalidInput(
+        f"unsupported connection option in {display_url(url)}: {redact(str(exc))}",
+        reason="invalid connection option",
+    )
 
 
 @contextlib.contextmanager
@@ -104,6 +140,8 @@ def connect(raw_url: str | URL, *, must_exist: bool = True) -> Iterator[sa.Conne
             conn = engine.connect()
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError, OSError) as exc:
             raise classify(exc, url) from None
+        except TypeError as exc:
+            raise _bad_option(exc, url) from None
         with conn:
             yield conn
     finally:
@@ -120,4 +158,7 @@ def open_engine(raw_url: str | URL, *, must_exist: bool = True, pool_size: int =
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DatabaseError, OSError) as exc:
         engine.dispose()
         raise classify(exc, url) from None
+    except TypeError as exc:
+        engine.dispose()
+        raise _bad_option(exc, url) from None
     return engine
