@@ -89,3 +89,21 @@ def test_baseline_outside_git_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Conflict) as err:
         baseline(rc_for(tmp_path), "x")
     assert "git repository" in err.value.message
+
+
+def test_baseline_without_git_identity(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _ready_project(project)
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "none"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    out = baseline(rc_for(project), "no identity configured")
+    tagger = subprocess.run(
+        ["git", "-C", str(project), "for-each-ref", "--format=%(taggername)", f"refs/tags/{out.tag}"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert tagger == "AG-DATAMIGRATION"

@@ -59,6 +59,7 @@ def test_indent_detection() -> None:
         ("[1, 2]", "must hold a JSON object"),
         ('{"stories": {"US-1": {"status": "wip"}}}', "stories/US-1/status"),
         ('{"stories": {"US-1": {"status": "ready", "history": "oops"}}}', "stories/US-1/history"),
+        ('{"stories": {"US-1": {"status": "ready", "test_results": {"passed": -1}}}}', "passed"),
         ('{"stories": []}', "stories"),
     ],
 )
@@ -94,7 +95,7 @@ def test_real_world_variants_are_accepted_by_the_schemas() -> None:
         "stories": {
             "US-1": {"id": "US-1", "status": "in_progress", "test_status": "not_run", "epic": None, "estimate": 2},
             "US-2": {"status": "completed", "completed_at": "x", "depends_on": ["US-1"], "priority": "P1"},
-            "US-3": {"status": "archived", "history": [{"status": "in_review", "ts": "2025-01-01T00:00:00Z"}]},
+            "US-3": {"status": "archived", "history": [{"status": "in_review", "ts": "x"}, {"action": "moved"}]},
             "US-4": {"status": "pending", "deps": [], "test_results": None, "estimate": "1d"},
         },
         "epics": {"EP-1": {"title": "x", "status": "active", "stories": ["US-1"]}},

@@ -127,9 +127,13 @@ def test_obtain_context_is_bounded_on_a_huge_status_and_says_what_it_cut(project
     write_env(project, "true")
     for i in range(50):
         bus.append(project / paths.BUS, bus.build_message(sender="AG-UI", type="status", text=f"{i} " + "t" * 3000))
+    for budget in (2000, 4000):
+        small = context_digest.obtain_context(rc_for(project), story_id="US-0001", bus_messages=20, max_bytes=budget)
+        assert len(json.dumps(small, ensure_ascii=False).encode()) <= budget
+        assert small["stories"]["total"] == 600 and small["truncated"]
     ctx = context_digest.obtain_context(rc_for(project), story_id="US-0001", bus_messages=20)
     raw = json.dumps(ctx, ensure_ascii=False).encode()
-    assert len(raw) <= context_digest.DEFAULT_MAX_BYTES + 64  # the "bytes" field itself is added last
+    assert len(raw) <= context_digest.DEFAULT_MAX_BYTES and ctx["bytes"] == len(raw)
     assert ctx["stories"]["total"] == 600
     assert ctx["stories"]["by_status"] == {"done": 240, "in-progress": 240, "ready": 120}
     assert ctx["stories"]["in_progress_total"] == 240

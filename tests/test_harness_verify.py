@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dmig.errors import NotFound
+from dmig.errors import CorruptFile, NotFound
 from dmig.harness import paths, testcounts
 from dmig.harness.verify import verify
 from harness_helpers import FAILING, PASSING, SLOW, rc_for, read_json, script_command, story, write_env, write_status
@@ -162,3 +162,21 @@ def test_make_wrapped_pytest_output_parses(project: Path) -> None:
     write_env(project, "make test")
     out = verify(rc_for(project))
     assert out.test_status == "passing" and out.framework == "pytest" and out.passed == 3
+
+
+def test_corrupt_session_state_or_environment_stops_verify_before_any_write(project: Path) -> None:
+    status_path = write_status(project, {"US-1": story("US-1", "in-progress")})
+    before = status_path.read_bytes()
+    write_env(project, script_command(project, "ok.py", PASSING))
+    state = project / paths.SESSION_STATE
+    state.write_text('{"current_session": "not an object"}')
+    with pytest.raises(CorruptFile) as err:
+        verify(rc_for(project))
+    assert "current_session" in err.value.message
+    assert status_path.read_bytes() == before
+    state.unlink()
+    env = write_env(project, "true", timeout_ms=-5)
+    with pytest.raises(CorruptFile):
+        verify(rc_for(project))
+    assert status_path.read_bytes() == before and not state.exists()
+    assert '"test_timeout_ms": -5' in env.read_text()

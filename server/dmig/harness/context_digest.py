@@ -132,7 +132,7 @@ def gather(rc: RunContext, story_id: str | None = None, bus_messages: int = 10) 
         "git": git,
         "story": parts[1],
         "stories": parts[0],
-        "environment": {k: env.get(k) for k in ENV_KEYS if k in env} if isinstance(env, dict) else None,
+        "environment": _cut({k: env[k] for k in ENV_KEYS if k in env}, TEXT_LIMIT, LIST_LIMIT) if env else None,
         "session": _session_part(state),
         "expertise": _cut(expertise, TEXT_LIMIT, LIST_LIMIT) if expertise is not None else None,
         "bus": {
@@ -216,6 +216,25 @@ def _drop_everything_optional(ctx: dict[str, Any]) -> str | None:
     return "bus, expertise and story details dropped to fit the budget"
 
 
+def _squeeze_all(ctx: dict[str, Any]) -> str | None:
+    kept = {k: ctx[k] for k in ("truncated", "problems")}
+    ctx.update(_cut({k: v for k, v in ctx.items() if k not in kept}, 80, 5))
+    return "every text cut to 80 characters and every list to 5 items"
+
+
+def _skeleton(ctx: dict[str, Any]) -> str | None:
+    git = ctx.get("git") or {}
+    commit = git.get("last_commit") or {}
+    ctx["git"] = {"is_repo": git.get("is_repo"), "branch": git.get("branch"), "last_commit": commit.get("short")}
+    if ctx.get("stories"):
+        ctx["stories"] = {k: ctx["stories"].get(k) for k in ("total", "by_status", "in_progress_total")}
+    ctx["story"] = {"id": ctx["story"].get("id"), "status": ctx["story"].get("status")} if ctx.get("story") else None
+    for key in ("environment", "session", "expertise"):
+        ctx[key] = None
+    ctx["problems"] = ctx["problems"][:5]
+    return "only the skeleton kept (git branch, story counts, problems): raise max_bytes for more"
+
+
 REDUCERS = (
     _shorten_bus_text,
     _drop_old_bus,
@@ -225,18 +244,23 @@ REDUCERS = (
     _shrink_git,
     _shrink_session,
     _drop_everything_optional,
+    _squeeze_all,
+    _skeleton,
 )
 
 
 def fit(context: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """Apply reducers in order of least loss until the briefing fits; record each cut."""
+    budget = max_bytes - 32  # room for the "bytes" field added last
     for reducer in REDUCERS:
-        if size_of(context) <= max_bytes:
+        if size_of(context) <= budget:
             break
         note = reducer(context)
         if note:
             context["truncated"].append(note)
-    context["bytes"] = size_of(context)
+    context["bytes"] = 0
+    for _ in range(3):  # the count includes its own digits
+        context["bytes"] = size_of(context)
     return context
 
 

@@ -163,6 +163,7 @@ def preflight(files: ProjectFiles, story_id: str | None) -> tuple[str, int]:
     """Everything that can be refused is refused before the (possibly long) test run."""
     env = environment.require(files)
     command, timeout = environment.test_command(env), environment.timeout_ms(env)
+    session.read(files)  # a corrupt session-state must stop us before the run, not after status.json changed
     data = status.read(files)
     if story_id:
         if data is None:
