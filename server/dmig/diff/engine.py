@@ -1,0 +1,321 @@
+"""Keyed diff: checksum segments on both sides at once, bisect the ones that differ.
+
+1. Cut the key range into segments (arithmetic for integer keys, sampled boundaries otherwise).
+2. Each side computes (count, exact sum of row hashes) per segment, in SQL, on its own worker
+   threads, so the source and target work at the same time.
+3. Equal pairs are done. A pair where one side is empty is settled from the counts alone (all
+   rows missing, or all extra; keys fetched only up to the limit). A pair where both sides hold at
+   most ``download_threshold`` rows has its (key, row hash) pairs fetched and compared in Python.
+   Any other pair is cut into ``bisection_factor`` pieces that go back to step 2.
+4. The work list is depth first and processed in small batches, so memory stays bounded and the
+   search can stop as soon as ``limit`` differences are known.
+
+Keys found only on one side are held until the end and matched across segments: when two sides
+order text keys slightly differently (a pad-space collation), a row can sit in different
+segments on each side, and would otherwise be reported both missing and extra.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dmig.diff.hashing import as_int
+from dmig.diff.plan import Plan, SidePlan
+from dmig.diff.segments import Segment, cut_at, int_top_segments, sample_query, split_int
+from dmig.errors import InvalidInput
+
+Progress = Callable[[float, float | None, str | None], None]
+CKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Options:
+    segments: int | None = None
+    segment_rows: int = 16_384
+    bisection_factor: int = 8
+    download_threshold: int = 2_048
+    limit: int = 100
+    batch: int = 8
+
+
+@dataclass
+class Found:
+    """Differences found so far, keyed by canonical key text (so sides of any dialect match)."""
+
+    missing: dict[CKey, tuple[Any, ...]] = field(default_factory=dict)
+    extra: dict[CKey, tuple[Any, ...]] = field(default_factory=dict)
+    changed: dict[CKey, tuple[tuple[Any, ...], tuple[Any, ...]]] = field(default_factory=dict)
+    hashes: dict[CKey, int] = field(default_factory=dict)
+    unlisted_missing: int = 0
+    unlisted_extra: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.changed) + self.unlisted_missing + self.unlisted_extra
+
+    def add_missing(self, ck: CKey, raw: tuple[Any, ...], h: int | None) -> None:
+        self._add(ck, raw, h, self.missing, self.extra, on_source=True)
+
+    def add_extra(self, ck: CKey, raw: tuple[Any, ...], h: int | None) -> None:
+        self._add(ck, raw, h, self.extra, self.missing, on_source=False)
+
+    def _add(self, ck: CKey, raw: tuple[Any, ...], h: int | None, mine: dict, other: dict, on_source: bool) -> None:
+        """Record a key seen on one side only, unless the other side's copy turned up in another segment."""
+        if ck in other:
+            raw_other = other.pop(ck)
+            if h is None or self.hashes.pop(ck, None) != h:
+                self.changed[ck] = (raw, raw_other) if on_source else (raw_other, raw)
+            return
+        mine[ck] = raw
+        if h is not None:
+            self.hashes[ck] = h
+
+
+@dataclass
+class Counters:
+    rows_source: int = 0
+    rows_target: int = 0
+    segments_initial: int = 0
+    segments_checked: int = 0
+    max_depth: int = 0
+    leaf_downloads: int = 0
+    settled_rows: int = 0
+
+
+class KeyedDiff:
+    def __init__(self, plan: Plan, opts: Options, progress: Progress) -> None:
+        self.plan = plan
+        self.opts = opts
+        self.progress = progress
+        self.found = Found()
+        self.counters = Counters()
+        self.complete = True
+        self._last_progress = 0.0
+        self._nkey = len(plan.key)
+
+    # -- the search -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._check_null_keys()
+        top = self._top_segments()
+        self.counters.segments_initial = len(top)
+        results = self._checksums(top)
+        work: deque[tuple[Segment, tuple[int, int], tuple[int, int]]] = deque()
+        for seg, (a, b) in zip(top, results, strict=True):
+            self.counters.rows_source += a[0]
+            self.counters.rows_target += b[0]
+            if a == b:
+                self.counters.settled_rows += a[0]
+            else:
+                work.append((seg, a, b))
+        self._report_progress(force=True)
+        while work:
+            if self._enough():
+                self.complete = False
+                return
+            batch = [work.popleft() for _ in range(min(self.opts.batch, len(work)))]
+            children = self._resolve(batch)
+            for item in reversed(children):
+                work.appendleft(item)
+            self._report_progress()
+
+    def _enough(self) -> bool:
+        return self.found.total >= max(self.opts.limit, 1)
+
+    def _resolve(self, batch: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> list[Any]:
+        leaves, one_sided, to_split = [], [], []
+        for seg, a, b in batch:
+            self.counters.max_depth = max(self.counters.max_depth, seg.depth)
+            if (a[0] == 0 or b[0] == 0) and self.plan.exact_order:
+                one_sided.append((seg, a, b))
+            elif max(a[0], b[0]) <= self.opts.download_threshold:
+                leaves.append((seg, a, b))
+            else:
+                to_split.append((seg, a, b))
+        self._settle_one_sided(one_sided)
+        self._download(leaves)
+        if not to_split or self._enough():
+            if to_split:
+                self.complete = False
+            return []
+        pieces = self._split(to_split)
+        flat = [child for children in pieces for child in children]
+        sums = self._checksums(flat)
+        out = []
+        for child, (a, b) in zip(flat, sums, strict=True):
+            if a == b:
+                self.counters.settled_rows += a[0]
+            else:
+                out.append((child, a, b))
+        return out
+
+    # -- queries on both sides ------------------------------------------------------------------
+
+    def _both(self, make_src: Callable[[SidePlan], Any], make_tgt: Callable[[SidePlan], Any] | None = None) -> Any:
+        """Run one statement per side concurrently and return (source rows, target rows)."""
+        make_tgt = make_tgt or make_src
+        fs = self._submit(self.plan.src, make_src(self.plan.src))
+        ft = self._submit(self.plan.tgt, make_tgt(self.plan.tgt))
+        return fs.result(), ft.result()
+
+    @staticmethod
+    def _submit(sp: SidePlan, stmt: Any) -> Future[list[Any]]:
+        return sp.side.submit(lambda conn: sp.side.execute(conn, stmt))
+
+    def _checksums(self, segs: list[Segment]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        src, tgt = self.plan.src, self.plan.tgt
+        fs = [self._submit(src, src.checksum(s)) for s in segs]
+        ft = [self._submit(tgt, tgt.checksum(s)) for s in segs]
+        self.counters.segments_checked += len(segs)
+        out = []
+        for a, b in zip(fs, ft, strict=True):
+            ra, rb = a.result()[0], b.result()[0]
+            out.append(((int(ra[0]), as_int(ra[1])), (int(rb[0]), as_int(rb[1]))))
+        return out
+
+    def _check_null_keys(self) -> None:
+        if not self.plan.check_null_keys:
+            return
+        a, b = self._both(lambda sp: sp.null_keys())
+        for label, rows in (("source", a), ("target", b)):
+            if int(rows[0][0]):
+                raise InvalidInput(
+                    f"the key ({', '.join(self.plan.key)}) is NULL in {int(rows[0][0])} row(s) on the {label}:"
+                    " choose a key without NULLs",
+                    side=label,
+                )
+
+    # -- cutting --------------------------------------------------------------------------------
+
+    def _top_segments(self) -> list[Segment]:
+        src, tgt = self.plan.src, self.plan.tgt
+        est = max(src.side.estimated_rows or 0, tgt.side.estimated_rows or 0)
+        if self.plan.int_keys:
+            (a,), (b,) = self._both(lambda sp: sp.bounds())
+            lows = [int(v) for v in (a[0], b[0]) if v is not None]
+            highs = [int(v) for v in (a[1], b[1]) if v is not None]
+            if not lows:
+                return [Segment(None, None, 0)]
+            lo, hi = min(lows), max(highs)
+            rows = est or (hi - lo + 1)
+            return int_top_segments(lo, hi, self._segment_count(rows))
+        sampler = src
+        if not est:
+            (a,), (b,) = self._both(lambda sp: sp.count())
+            est = max(int(a[0]), int(b[0]))
+            sampler = src if int(a[0]) >= int(b[0]) else tgt
+        elif (tgt.side.estimated_rows or 0) > (src.side.estimated_rows or 0):
+            sampler = tgt
+        n = self._segment_count(est)
+        whole = Segment(None, None, -1)
+        if n <= 1 or est == 0:
+            return [Segment(None, None, 0)]
+        bounds = self._sample(sampler, whole, max(1, math.ceil(est / n)))
+        return [Segment(s.lo, s.hi, 0) for s in cut_at(whole, bounds)]
+
+    def _segment_count(self, rows: int) -> int:
+        if self.opts.segments:
+            return self.opts.segments
+        return max(1, min(4096, math.ceil(rows / self.opts.segment_rows)))
+
+    def _sample(self, sp: SidePlan, seg: Segment, step: int) -> list[tuple[Any, ...]]:
+        stmt = sample_query(sp.table, sp.key_cols, sp.order_exprs, self._where_for(sp, seg), step)
+        return [tuple(r) for r in sp.side.submit(lambda conn: sp.side.execute(conn, stmt)).result()]
+
+    @staticmethod
+    def _where_for(sp: SidePlan, seg: Segment) -> sa.ColumnElement[bool] | None:
+        probe = sp.filtered(sa.select(sa.literal(1)), seg)
+        clause = probe.whereclause
+        return clause
+
+    def _split(self, items: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> list[list[Segment]]:
+        factor = self.opts.bisection_factor
+        if self.plan.int_keys:
+            return [split_int(seg, factor) for seg, _a, _b in items]
+        futures = []
+        for seg, a, b in items:
+            sp = self.plan.src if a[0] >= b[0] else self.plan.tgt
+            step = max(1, math.ceil(max(a[0], b[0]) / factor))
+            stmt = sample_query(sp.table, sp.key_cols, sp.order_exprs, self._where_for(sp, seg), step)
+            futures.append((seg, sp.side.submit(lambda conn, sp=sp, stmt=stmt: sp.side.execute(conn, stmt))))
+        return [cut_at(seg, [tuple(r) for r in f.result()]) for seg, f in futures]
+
+    # -- settling -------------------------------------------------------------------------------
+
+    def _remaining(self) -> int:
+        return max(0, self.opts.limit - self.found.total)
+
+    def _settle_one_sided(self, items: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> None:
+        """All rows of the non-empty side differ: count them, list keys only while the limit allows."""
+        for seg, a, b in items:
+            sp, count = (self.plan.src, a[0]) if b[0] == 0 else (self.plan.tgt, b[0])
+            take = min(count, self._remaining())
+            rows = self._fetch(sp, sp.keys(seg, take)) if take else []
+            for r in rows:
+                ck, raw = tuple(r[: self._nkey]), tuple(r[self._nkey :])
+                (self.found.add_missing if sp is self.plan.src else self.found.add_extra)(ck, raw, None)
+            if sp is self.plan.src:
+                self.found.unlisted_missing += count - len(rows)
+            else:
+                self.found.unlisted_extra += count - len(rows)
+            self.counters.settled_rows += count
+
+    @staticmethod
+    def _fetch(sp: SidePlan, stmt: Any) -> list[Any]:
+        return sp.side.submit(lambda conn: sp.side.execute(conn, stmt)).result()
+
+    def _download(self, items: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> None:
+        if not items:
+            return
+        src, tgt = self.plan.src, self.plan.tgt
+        fs = [self._submit(src, src.leaf(seg)) for seg, _a, _b in items]
+        ft = [self._submit(tgt, tgt.leaf(seg)) for seg, _a, _b in items]
+        for (_seg, a, b), f_src, f_tgt in zip(items, fs, ft, strict=True):
+            self._compare_leaf(self._index(f_src.result(), "source"), self._index(f_tgt.result(), "target"))
+            self.counters.leaf_downloads += 1
+            self.counters.settled_rows += max(a[0], b[0])
+
+    def _index(self, rows: list[Any], label: str) -> dict[CKey, tuple[tuple[Any, ...], int]]:
+        n = self._nkey
+        out: dict[CKey, tuple[tuple[Any, ...], int]] = {}
+        for r in rows:
+            ck = tuple(r[:n])
+            if ck in out:
+                raise InvalidInput(
+                    f"the key ({', '.join(self.plan.key)}) is not unique on the {label}: {list(ck)!r} appears twice;"
+                    " choose a unique key with `key`",
+                    side=label,
+                )
+            out[ck] = (tuple(r[n : 2 * n]), int(r[2 * n]))
+        return out
+
+    def _compare_leaf(self, src: dict[CKey, Any], tgt: dict[CKey, Any]) -> None:
+        for ck, (raw, h) in src.items():
+            other = tgt.get(ck)
+            if other is None:
+                self.found.add_missing(ck, raw, h)
+            elif other[1] != h:
+                self.found.changed[ck] = (raw, other[0])
+        for ck, (raw, h) in tgt.items():
+            if ck not in src:
+                self.found.add_extra(ck, raw, h)
+
+    def _report_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < 0.5:
+            return
+        self._last_progress = now
+        total = max(self.counters.rows_source, self.counters.rows_target) or None
+        self.progress(
+            float(min(self.counters.settled_rows, total or self.counters.settled_rows)),
+            float(total) if total else None,
+            f"{self.counters.segments_checked} segments checked, {self.found.total} difference(s) so far",
+        )
