@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from dmig.db import introspect
 from dmig.db.dialects import is_timeout, parse_version, read_only_session
 from dmig.db.engine import connect, create
 from dmig.db.introspect import SchemaReport, TableInfo, inspect_url
-from dmig.errors import InvalidInput, NotFound
+from dmig.errors import DatabaseError, InvalidInput, NotFound
 from dmig.tools.inspect import render
 from mcp_client import call
 
@@ -318,3 +319,51 @@ def test_inspect_via_cli_json_and_text(sqlite_url: str) -> None:
     assert ROW_MARKER not in res.stdout + text.stdout
     bad = run_dmig("inspect", sqlite_url, "--tables", "missing_table")
     assert bad.returncode == 2 and "E_NOT_FOUND" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_postgres_named_schema_cross_schema_fk_and_partitions(pg_url: str) -> None:
+    create_sample_schema(pg_url)
+    run_sql(
+        pg_url,
+        'CREATE SCHEMA "Sales;x"',
+        'CREATE TABLE "Sales;x".inv (id int PRIMARY KEY, user_id int REFERENCES public.users (id) ON UPDATE CASCADE)',
+        'CREATE TABLE "Sales;x".meas (d date NOT NULL, v int) PARTITION BY RANGE (d)',
+        'CREATE TABLE "Sales;x".meas_2024 PARTITION OF "Sales;x".meas'
+        " FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+        "INSERT INTO \"Sales;x\".meas SELECT DATE '2024-01-01' + (i % 300), i FROM generate_series(1, 500) i",
+        'ANALYZE "Sales;x".meas_2024',
+    )
+    report = inspect_url(pg_url, schema="Sales;x", exact_counts=False)
+    assert report.schema_name == "Sales;x" and [t.name for t in report.tables] == ["inv", "meas", "meas_2024"]
+    [fk] = _table(report, "inv").foreign_keys or []
+    assert (fk.referred_schema, fk.referred_table, fk.on_update) == ("public", "users", "CASCADE")
+    meas = _table(report, "meas")  # a partitioned parent: estimate and size summed over its partitions
+    assert (meas.row_count, meas.row_count_exact) == (500, False) and meas.size_bytes
+    assert _table(report, "inv").row_count is None and any("no row estimate for 'inv'" in w for w in report.warnings)
+    exact = inspect_url(pg_url, schema="Sales;x", tables=["meas"])
+    assert [(t.row_count, t.row_count_exact) for t in exact.tables] == [(500, True)]
+
+
+def test_mysql_url_without_a_database_needs_a_schema(mysql_url: str) -> None:
+    create_sample_schema(mysql_url)
+    bare = sa.make_url(mysql_url)._replace(database=None).render_as_string(hide_password=False)
+    with pytest.raises(InvalidInput) as info:
+        inspect_url(bare)
+    assert info.value.details["reason"] == "no_schema"
+    report = inspect_url(bare, schema=sa.make_url(mysql_url).database, include=["counts"])
+    assert report.database == report.schema_name == sa.make_url(mysql_url).database
+    assert [(t.name, t.row_count) for t in report.tables] == [("orders", 6), ("users", 3)]
+
+
+def test_a_sqlite_file_locked_by_a_writer_gives_a_bounded_timeout_error(sqlite_url: str) -> None:
+    create_sample_schema(sqlite_url)
+    writer = sqlite3.connect(sa.make_url(sqlite_url).database, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(DatabaseError) as info:
+            inspect_url(sqlite_url, timeout_s=0.3)
+        assert info.value.details["reason"] == "timeout"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert _table(inspect_url(sqlite_url), "users").row_count == 3

@@ -101,6 +101,7 @@ def is_timeout(exc: BaseException) -> bool:
             "maximum statement execution time",  # MySQL 3024
             "lock wait timeout",
             "interrupted",  # SQLite progress handler
+            "database is locked",  # SQLite busy_timeout expired
         )
     )
 
@@ -180,8 +181,11 @@ def _sqlite_read_only(conn: sa.Connection, timeout_s: float, _flavor: Flavor) ->
     # SQLite has no statement timeout: a progress handler aborts a statement past its deadline.
     raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline[0] else 0, 10_000)
     event.listen(conn, "before_cursor_execute", restart_clock)
+    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
     try:
         conn.exec_driver_sql("PRAGMA query_only = ON")
+        # Waiting for a writer's lock counts against the same bound as running.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(timeout_s * 1000))}")
         conn.exec_driver_sql("BEGIN")  # deferred: one read snapshot from the first read on
         yield
     finally:
@@ -190,6 +194,7 @@ def _sqlite_read_only(conn: sa.Connection, timeout_s: float, _flavor: Flavor) ->
         raw.set_progress_handler(None, 0)
         with contextlib.suppress(sa.exc.DBAPIError):
             conn.exec_driver_sql("PRAGMA query_only = OFF")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
             conn.commit()
 
 

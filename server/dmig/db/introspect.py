@@ -281,7 +281,7 @@ def inspect_connection(
         flavor=version.flavor,
         server_version=version.text,
         server_version_info=list(version.info),
-        database=dialects.database_name(conn),
+        database=schema if version.flavor in ("mysql", "mariadb") else dialects.database_name(conn),
         schema_name=schema,
         tables=infos,
         table_count=len(selected),
@@ -439,7 +439,8 @@ def _table_info(
     if "indexes" in want:
         info.indexes = _indexes(raw["indexes"].get(name) or [], uniques)
     if "foreign_keys" in want:
-        info.foreign_keys = [_foreign_key(fk, schema) for fk in raw["foreign_keys"].get(name) or []]
+        default = conn.dialect.default_schema_name  # what a reflected referred_schema of None stands for
+        info.foreign_keys = [_foreign_key(fk, schema, default) for fk in raw["foreign_keys"].get(name) or []]
     if "checks" in want:
         info.check_constraints = [CheckInfo(name=c.get("name"), sqltext=str(c.get("sqltext"))) for c in checks]
     return info
@@ -506,9 +507,9 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _foreign_key(fk: dict[str, Any], schema: str | None) -> ForeignKeyInfo:
+def _foreign_key(fk: dict[str, Any], schema: str | None, default_schema: str | None) -> ForeignKeyInfo:
     options = fk.get("options") or {}
-    referred_schema = fk.get("referred_schema")
+    referred_schema = fk.get("referred_schema") or default_schema
     return ForeignKeyInfo(
         name=fk.get("name"),
         columns=list(fk["constrained_columns"]),
