@@ -162,8 +162,14 @@ def test_check_sessions_are_read_only_in_the_database(db_url: str) -> None:
     plant_checks(db_url)
     db = open_database("target", db_url, pool_size=1)
     try:
-        with session(db, 5.0, []) as s, pytest.raises(sa.exc.DBAPIError):
-            s.conn.execute(sa.text("DELETE FROM customers"))
+        with session(db, 5.0, []) as s:
+            if s.dialect == "postgresql":
+                assert s.conn.exec_driver_sql("SHOW statement_timeout").scalar() == "5s"
+                assert s.conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+            elif s.dialect == "mysql":
+                assert float(s.conn.exec_driver_sql("SELECT @@max_statement_time").scalar()) == 5.0
+            with pytest.raises(sa.exc.DBAPIError):
+                s.conn.execute(sa.text("DELETE FROM customers"))
     finally:
         db.dispose()
     engine = create(db_url)

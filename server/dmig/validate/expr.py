@@ -49,33 +49,6 @@ def as_text(expr: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
     return sa.cast(expr, sa.Text() if dialect == "postgresql" else sa.String())
 
 
-def columns_used(expr: Expr) -> list[str]:
-    """Every column an expression reads (to validate it and to name it in reports)."""
-    if isinstance(expr, str):
-        return [expr]
-    if isinstance(expr, Lit):
-        return []
-    found: list[str] = []
-    for value in expr.model_dump(by_alias=False).values():
-        found.extend(_walk(value))
-    return found
-
-
-def _walk(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [c for v in value for c in _walk(v)]
-    if isinstance(value, dict):
-        if "lit" in value and len(value) == 1:
-            return []
-        return [c for k, v in value.items() if k in _OPERAND_KEYS for c in _walk(v)]
-    return []
-
-
-_OPERAND_KEYS = {"concat", "coalesce", "lower", "upper", "trim", "split_part", "substr", "replace", "cast", "column"}
-
-
 def compile_expr(expr: Expr, table: sa.Table, dialect: str) -> sa.ColumnElement[Any]:
     """Compile one expression against a reflected table (unknown columns: NotFound)."""
     if isinstance(expr, str):
