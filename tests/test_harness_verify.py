@@ -19,7 +19,7 @@ def test_passing_command_updates_every_in_progress_story_in_either_spelling(proj
         project,
         {
             "US-1": story("US-1", "in-progress", custom="kept"),
-            "US-2": story("US-2", "in_progress"),
+            "US-2": story("US-2", "in_progress", test_results={"coverage": 81.5, "passed": 99}),
             "US-3": story("US-3", "ready"),
         },
     )
@@ -31,10 +31,11 @@ def test_passing_command_updates_every_in_progress_story_in_either_spelling(proj
     for sid in ("US-1", "US-2"):
         results = data[sid]["test_results"]
         assert data[sid]["test_status"] == "passing"
-        assert set(results) == {"last_run", "command", "passed", "failed", "exit_code", "output_summary"}
+        assert set(results) - {"coverage"} == {"last_run", "command", "passed", "failed", "exit_code", "output_summary"}
         assert results["passed"] == 3 and results["exit_code"] == 0 and results["last_run"].endswith("Z")
         assert "abcd1234secret" not in results["output_summary"]
     assert data["US-1"]["custom"] == "kept" and "test_status" not in data["US-3"]
+    assert data["US-2"]["test_results"]["coverage"] == 81.5
     state = read_json(project / paths.SESSION_STATE)
     assert state["current_session"]["initial_test_status"] == "passing"
     assert state["last_verify"]["test_status"] == "passing" and state["last_verify"]["passed"] == 3

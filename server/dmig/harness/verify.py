@@ -155,7 +155,9 @@ def apply_to_stories(data: dict[str, Any], story_id: str | None, run: RunResult,
     for sid in targets:
         story = status.get_story(data, sid)
         story["test_status"] = run.test_status
-        story["test_results"] = test_results(run, ts)
+        previous = story.get("test_results")
+        # Fields another tool keeps in test_results (coverage, ...) stay; ours are replaced.
+        story["test_results"] = {**(previous if isinstance(previous, dict) else {}), **test_results(run, ts)}
     return targets
 
 
