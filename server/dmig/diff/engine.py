@@ -147,7 +147,15 @@ class KeyedDiff:
                 self.complete = False
             return []
         pieces = self._split(to_split)
-        flat = [child for children in pieces for child in children]
+        stuck = [item for item, children in zip(to_split, pieces, strict=True) if children == [item[0]]]
+        if stuck:  # one key value holds more rows than the threshold: only a non-unique key does that
+            self._download(stuck)
+        flat = [
+            child
+            for (seg, _a, _b), children in zip(to_split, pieces, strict=True)
+            if children != [seg]
+            for child in children
+        ]
         sums = self._checksums(flat)
         out = []
         for child, (a, b) in zip(flat, sums, strict=True):

@@ -227,24 +227,23 @@ def _where(plan_side: SidePlan, names: dict[str, str], clauses: list[WhereClause
     conds = []
     for clause in clauses:
         name = names[clause.column]
-        col = plan_side.col(name)
-        category = plan_side.side.columns[name].category
-        conds.append(_condition(col, clause, category))
+        info = plan_side.side.columns[name]
+        conds.append(_condition(plan_side.col(name), clause, info.category, info.type))
     return sa.and_(*conds)
 
 
-def _condition(col: Any, clause: WhereClause, category: str) -> sa.ColumnElement[bool]:
+def _condition(col: Any, clause: WhereClause, category: str, type_: Any) -> sa.ColumnElement[bool]:
     op, value = clause.op, clause.value
     if op in ("is_null", "is_not_null"):
         return col.is_(None) if op == "is_null" else col.is_not(None)
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value or any(isinstance(v, list | dict) for v in value):
             raise InvalidInput(f"filter on {clause.column}: {op} needs a non-empty list of scalar values")
-        values = [_coerce(v, category) for v in value]
+        values = [sa.bindparam(None, _coerce(v, category), type_=type_) for v in value]
         return col.in_(values) if op == "in" else col.not_in(values)
     if value is None or isinstance(value, list | dict):
         raise InvalidInput(f"filter on {clause.column}: {op} needs one scalar value (use is_null for NULL)")
-    bound = sa.bindparam(None, _coerce(value, category), type_=col.type)
+    bound = sa.bindparam(None, _coerce(value, category), type_=type_)
     return {
         "=": col == bound,
         "!=": col != bound,
@@ -321,7 +320,7 @@ def build_plan(
         names_src = {c.column: _resolve([c.column], src, mapping, "filter column")[0] for c in where}
         src_plan.where = _where(src_plan, names_src, where)
         tgt_plan.where = _where(tgt_plan, {k: mapping[v] for k, v in names_src.items()}, where)
-    int_keys = len(key_names) == 1 and key_src[0] in ("int", "bool") and key_tgt[0] in ("int", "bool")
+    int_keys = len(key_names) == 1 and key_src[0] == "int" and key_tgt[0] == "int"
     return Plan(
         src=src_plan,
         tgt=tgt_plan,

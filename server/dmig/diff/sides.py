@@ -284,6 +284,10 @@ class Side:
     # -- queries --------------------------------------------------------------------------------
 
     def table(self, names: list[str]) -> sa.TableClause:
+        """Columns typed as reflected, except on SQLite, whose declared types do not bind what is
+        stored (a DATETIME column may hold any text): there values travel exactly as stored."""
+        if self.dialect == "sqlite":
+            return sa.table(self.table_name, *[sa.column(n) for n in names], schema=self.schema)
         return sa.table(self.table_name, *[sa.column(n, self.columns[n].type) for n in names], schema=self.schema)
 
     def submit(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
