@@ -3,6 +3,8 @@ spec touches (primary keys, column types for MySQL MODIFY, SQLite rebuild defini
 
 from __future__ import annotations
 
+import warnings
+
 import sqlalchemy as sa
 
 from dmig.spec.context import OpContext
@@ -37,7 +39,9 @@ def live_context(
     for schema, table in sorted(wanted, key=lambda p: (p[0] or "", p[1])):
         if not insp.has_table(table, schema=schema):
             continue
-        ctx.tables[(schema, table)] = sa.Table(table, meta, autoload_with=conn, schema=schema)
+        with warnings.catch_warnings():  # SQLAlchemy 2.1 warns about PostgreSQL index dialect_options it reflects
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            ctx.tables[(schema, table)] = sa.Table(table, meta, autoload_with=conn, schema=schema)
         if ctx.lite:
             ctx.sqlite_schema_sql[table] = _sqlite_dependents(conn, table)
     return ctx

@@ -75,7 +75,8 @@ class Sync:
                 self.changed(ctx, self.new), sa.not_(self.changed(ctx, self.old)), self.inconsistent(ctx, new)
             ),
         }
-        return {k: ctx.sql(v) for k, v in conds.items()}
+        # Parenthesised: PL/pgSQL's IF reads up to the first THEN outside parentheses, CASE ... THEN included.
+        return {k: f"({ctx.sql(v)})" for k, v in conds.items()}
 
     # ------------------------------------------------------------------ names
     def trigger_names(self, ctx: OpContext) -> list[str]:
