@@ -1,0 +1,121 @@
+"""Streaming readers: one page of rows at a time, by key, never the whole table in memory.
+
+Pages are keyset pages (``WHERE key > :last ORDER BY key LIMIT :n``), which is what makes a
+resume exact: the checkpoint holds the last key committed and the next page starts after it.
+PostgreSQL pages travel as ``COPY (SELECT ...) TO STDOUT (FORMAT BINARY)`` through psycopg 3
+(typed by the result's own type oids); MySQL and SQLite pages use plain driver cursors. A table
+without any key is streamed once with a server-side cursor (PostgreSQL COPY, PyMySQL SSCursor,
+sqlite3's lazy cursor), in a single transaction on the write side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dmig.move.expressions import ExprCompiler
+from dmig.move.plan import TablePlan
+from dmig.move.rawconn import RawConn
+from dmig.move.transforms import TargetSpec
+
+
+class Reader:
+    def __init__(self, engine: Engine, plan: TablePlan, spec: TargetSpec, all_columns: list[str]) -> None:
+        self.plan = plan
+        self.raw = RawConn(engine)
+        if self.raw.name == "postgresql":
+            self.raw.dbapi.autocommit = True
+        elif self.raw.name == "mysql":
+            self.raw.dbapi.autocommit(True)
+        self.compiler = ExprCompiler(plan.source_table, set(all_columns), self.raw.name)
+        cols = []
+        for c in plan.columns:
+            col = sa.column(c.name)
+            cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
+        for i, (_into, expr, _kind) in enumerate(spec.exprs):
+            cols.append(self.compiler.compile(expr).label(f"dmig_expr_{i}"))
+        self.table = sa.table(plan.source_table, schema=plan.source_schema)
+        self.base = sa.select(*cols).select_from(self.table)
+        self.key_cols = [sa.column(k) for k in plan.key]
+        self.positions = [next(i for i, c in enumerate(plan.columns) if c.name == k) for k in plan.key]
+        self.conditions: list[Any] = [self.compiler.condition(c) for c in plan.mapping.filter]
+        self._pg_types: list[int] | None = None
+
+    def add_condition(self, cond: Any) -> None:
+        self.conditions.append(cond)
+
+    def key_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in self.positions)
+
+    def _after(self, last: tuple[Any, ...]) -> Any:
+        if len(self.key_cols) == 1:
+            return self.key_cols[0] > last[0]
+        if self.raw.name != "mysql":
+            return sa.tuple_(*self.key_cols) > sa.tuple_(*[sa.literal(v) for v in last])
+        # MySQL/MariaDB optimise the expanded form better than a row constructor.
+        ors = []
+        for i in range(len(self.key_cols)):
+            eqs = [self.key_cols[j] == last[j] for j in range(i)]
+            ors.append(sa.and_(*eqs, self.key_cols[i] > last[i]))
+        return sa.or_(*ors)
+
+    def page_query(self, after: tuple[Any, ...] | None, upto: tuple[Any, ...] | None, limit: int) -> sa.Select:
+        where = list(self.conditions)
+        if after is not None:
+            where.append(self._after(after))
+        if upto is not None:
+            where.append(self.key_cols[0] <= upto[0])
+        return self.base.where(*where).order_by(*self.key_cols).limit(limit)
+
+    def page(self, after: tuple[Any, ...] | None, upto: tuple[Any, ...] | None, limit: int) -> list[tuple[Any, ...]]:
+        query = self.page_query(after, upto, limit)
+        if self.raw.name == "postgresql":
+            return list(self._pg_copy(query))
+        cur = self.raw.execute(query)
+        try:
+            return cur.fetchall() if self.raw.name == "mysql" else [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def _pg_copy(self, query: sa.Select) -> Iterator[tuple[Any, ...]]:
+        sql, params = self.raw.compile(query)
+        cur = self.raw.dbapi.cursor()
+        if self._pg_types is None:
+            cur.execute(f"SELECT * FROM ({sql}) AS dmig_probe LIMIT 0", params)
+            self._pg_types = [d.type_code for d in cur.description]
+        with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as cp:
+            cp.set_types(self._pg_types)
+            yield from cp.rows()
+
+    def stream(self, size: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The whole (filtered) table in chunks, for tables without a key."""
+        query = self.base.where(*self.conditions)
+        if self.raw.name == "postgresql":
+            chunk: list[tuple[Any, ...]] = []
+            for row in self._pg_copy(query):
+                chunk.append(row)
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            return
+        if self.raw.name == "mysql":
+            import pymysql.cursors
+
+            sql, params = self.raw.compile(query)
+            cur = self.raw.dbapi.cursor(pymysql.cursors.SSCursor)
+            cur.execute(sql, params)
+        else:
+            cur = self.raw.execute(query)
+        try:
+            while rows := cur.fetchmany(size):
+                yield [tuple(r) for r in rows]
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        self.raw.close()

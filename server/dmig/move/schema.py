@@ -1,0 +1,298 @@
+"""Target schema: tables before the load, indexes and foreign keys after it, counters reset last.
+
+Secondary indexes and foreign keys are built after the data is in (bulk index builds are much
+faster than maintaining them row by row, and load order then never matters); their build time
+is measured and reported. SQLite cannot add a foreign key to an existing table, so there they
+are declared up front, the load runs with ``foreign_keys=OFF`` and ``PRAGMA foreign_key_check``
+verifies them afterwards, which is the equivalent of PostgreSQL validating a new constraint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dmig.move.models import IndexReport
+from dmig.move.plan import TablePlan
+from dmig.move.transforms import TargetColumn, TargetSpec
+from dmig.move.typemap import Kind, target_type
+from dmig.redact import redact
+
+MAX_NAME = {"postgresql": 63, "mysql": 64, "sqlite": 128}
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
+_STRING = re.compile(r"^'(?:[^']|'')*'$")
+_NOW = {"current_timestamp", "now()", "current_timestamp()", "localtimestamp", "localtimestamp()", "getdate()"}
+
+
+@dataclass
+class TargetTable:
+    """One target table with the objects that are created after the load."""
+
+    plan: TablePlan
+    spec: TargetSpec
+    table: sa.Table
+    indexes: list[sa.Index] = field(default_factory=list)
+    foreign_keys: list[sa.ForeignKeyConstraint] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def short_name(name: str, dialect: str) -> str:
+    """Fit an object name to the dialect's limit, keeping it unique with a hash suffix."""
+    limit = MAX_NAME[dialect]
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name.encode()[: limit - 9].decode(errors="ignore") + "_" + digest
+
+
+def translate_default(text: str | None, kind: Kind, source: str, target: str) -> tuple[str | None, str | None]:
+    """A column default in the target's SQL, or (None, note) when it is not portable."""
+    if text is None:
+        return None, None
+    raw = text.strip()
+    if source == target:
+        if source == "postgresql" and "nextval(" in raw:
+            return None, None
+        return raw, None
+    t = re.sub(r"::[a-z][a-z0-9 _]*(\[\])?$", "", raw, flags=re.IGNORECASE)
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    low = t.lower()
+    if kind.name in ("date", "datetime") and (low.startswith("'0000-00-00") or low == "0"):
+        return None, f"zero-date default {raw} dropped"
+    if _NUMBER.match(t) or (_STRING.match(t) and "\\" not in t):
+        if kind.name == "bool" and t.strip("'") in ("0", "1"):
+            return _bool_literal(t.strip("'") == "1", target), None
+        return t, None
+    if low in ("true", "false"):
+        return _bool_literal(low == "true", target), None
+    if low.rstrip("()0123456789") in {n.rstrip("()") for n in _NOW} and kind.name in ("datetime", "date"):
+        if target == "mysql" and kind.name == "datetime":
+            return "CURRENT_TIMESTAMP(6)", None
+        return "CURRENT_TIMESTAMP", None
+    if low == "null":
+        return None, None
+    return None, f"default {raw} is not portable to {target} and was dropped"
+
+
+def _bool_literal(value: bool, target: str) -> str:
+    if target == "postgresql":
+        return "true" if value else "false"
+    return "1" if value else "0"
+
+
+def _column_type(col: TargetColumn, plan: TablePlan, indexed: set[str]) -> sa.types.TypeEngine:
+    tgt = plan.target_dialect
+    if col.source_type is not None and not (tgt == "mysql" and col.kind.name == "json"):
+        if tgt == "sqlite" and col.autoincrement and isinstance(col.source_type, sa.Integer):
+            return sa.Integer()  # only INTEGER PRIMARY KEY is a rowid alias
+        return col.source_type
+    if tgt == "sqlite" and col.autoincrement:
+        return sa.Integer()
+    return target_type(col.kind, tgt, in_key=col.name in indexed)
+
+
+def _identity_ok(col: TargetColumn, ctype: sa.types.TypeEngine) -> bool:
+    return col.autoincrement and isinstance(ctype, sa.Integer)
+
+
+def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> TargetTable:
+    """The target sa.Table (PK and column checks included; indexes and FKs prepared, not yet attached)."""
+    tgt = plan.target_dialect
+    indexed = set(spec.key)
+    for ix in plan.indexes:
+        indexed.update(n for n in (spec.by_origin(c) for c in ix.columns) if n)
+    for fk in plan.foreign_keys:
+        indexed.update(n for n in (spec.by_origin(c) for c in fk.columns) if n)
+    notes: list[str] = list(spec.notes)
+    columns: list[sa.Column] = []
+    checks: list[sa.CheckConstraint] = []
+    for col in spec.columns:
+        ctype = _column_type(col, plan, indexed)
+        in_pk = col.name in spec.key
+        args: list[object] = []
+        auto = _identity_ok(col, ctype) and in_pk and len(spec.key) == 1
+        if col.autoincrement and not auto:
+            notes.append(f"column {col.name}: auto-increment not kept (type {ctype!r} or composite key)")
+        if auto and tgt == "postgresql":
+            args.append(sa.Identity(always=False))
+        default, note = (None, None) if auto else translate_default(col.default, col.kind, plan.source_dialect, tgt)
+        if note:
+            notes.append(f"column {col.name}: {note}")
+        columns.append(
+            sa.Column(
+                col.name,
+                ctype,
+                *args,
+                primary_key=in_pk,
+                nullable=col.nullable and not in_pk,
+                autoincrement=auto if tgt != "postgresql" or auto else False,
+                server_default=sa.text(default) if default is not None else None,
+            )
+        )
+        if col.kind.name == "enum" and col.kind.values and tgt != "mysql" and col.source_type is None:
+            name = short_name(f"ck_{plan.target_table}_{col.name}", tgt)
+            checks.append(sa.CheckConstraint(sa.column(col.name).in_(list(col.kind.values)), name=name))
+    kwargs: dict[str, object] = {"schema": plan.target_schema}
+    if tgt == "mysql":
+        kwargs.update(mysql_engine="InnoDB", mysql_charset="utf8mb4")
+    if tgt == "sqlite" and plan.sqlite_autoincrement and plan.source_dialect == "sqlite":
+        kwargs["sqlite_autoincrement"] = True
+    table = sa.Table(plan.target_table, metadata, *columns, *checks, **kwargs)  # type: ignore[arg-type]
+    return TargetTable(plan=plan, spec=spec, table=table, notes=notes)
+
+
+def _later_copy(table: sa.Table, later: sa.MetaData) -> sa.Table:
+    existing = later.tables.get(table.key)
+    return existing if existing is not None else table.to_metadata(later)
+
+
+def attach_indexes(tt: TargetTable, used_names: set[str], later: sa.MetaData) -> None:
+    """Prepare the secondary indexes (mapped through renames; skipped when a column was transformed).
+
+    They are built on a copy of the table in ``later`` so that CREATE TABLE does not include them.
+    """
+    tgt = tt.plan.target_dialect
+    copy = _later_copy(tt.table, later)
+    for ix in tt.plan.indexes:
+        cols = [tt.spec.by_origin(c) for c in ix.columns]
+        if not all(cols):
+            tt.notes.append(f"index {ix.name} skipped: one of its columns was transformed or excluded")
+            continue
+        name = ix.name
+        if tgt != "mysql" and (name in used_names or tt.plan.source_dialect == "mysql"):
+            name = f"{tt.plan.target_table}_{ix.name}"
+        name = short_name(name, tgt)
+        used_names.add(name)
+        tt.indexes.append(sa.Index(name, *[copy.c[c] for c in cols if c], unique=ix.unique))
+
+
+def attach_foreign_keys(tables: dict[str, TargetTable], later: sa.MetaData) -> None:
+    """Prepare FKs between copied tables (keyed by source name).
+
+    SQLite gets them on the table itself (it cannot add one later). Elsewhere they are built on
+    copies of the tables in ``later``, so that CREATE TABLE does not include them.
+    """
+    for tt in tables.values():
+        for i, fk in enumerate(tt.plan.foreign_keys):
+            ref = tables.get(fk.ref_table)
+            cols = [tt.spec.by_origin(c) for c in fk.columns]
+            ref_cols = [ref.spec.by_origin(c) for c in fk.ref_columns] if ref else []
+            if ref is None or not all(cols) or not all(ref_cols):
+                tt.notes.append(f"foreign key {fk.name or i} skipped: its table or columns are not copied unchanged")
+                continue
+            sqlite = tt.plan.target_dialect == "sqlite"
+            child = tt.table if sqlite else _later_copy(tt.table, later)
+            parent = ref.table if sqlite else _later_copy(ref.table, later)
+            name = short_name(fk.name or f"fk_{tt.plan.target_table}_{i}", tt.plan.target_dialect)
+            constraint = sa.ForeignKeyConstraint(
+                [child.c[c] for c in cols if c],
+                [parent.c[c] for c in ref_cols if c],
+                name=name,
+                ondelete=fk.ondelete,
+                onupdate=fk.onupdate,
+            )
+            if sqlite:
+                tt.table.append_constraint(constraint)
+            tt.foreign_keys.append(constraint)
+
+
+def table_exists(engine: Engine, name: str, schema: str | None) -> bool:
+    return sa.inspect(engine).has_table(name, schema=schema)
+
+
+def is_empty(conn: sa.Connection, table: sa.Table) -> bool:
+    return conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None
+
+
+def create_table(engine: Engine, tt: TargetTable) -> None:
+    with engine.begin() as conn:
+        tt.table.create(conn, checkfirst=True)
+
+
+def _timed(kind: str, name: str, fn: object) -> IndexReport:
+    start = time.perf_counter()
+    try:
+        fn()  # type: ignore[operator]
+    except sa.exc.DBAPIError as exc:
+        msg = redact(str(exc.orig or exc).strip().splitlines()[0])[:300]
+        return IndexReport(name=name, kind=kind, seconds=time.perf_counter() - start, ok=False, error=msg)  # type: ignore[arg-type]
+    return IndexReport(name=name, kind=kind, seconds=time.perf_counter() - start, ok=True)  # type: ignore[arg-type]
+
+
+def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
+    """Create the prepared indexes that do not exist yet (idempotent on resume)."""
+    existing = {i["name"] for i in sa.inspect(engine).get_indexes(tt.table.name, schema=tt.table.schema)}
+    reports = []
+    for ix in tt.indexes:
+        if ix.name in existing:
+            continue
+
+        def create(ix: sa.Index = ix) -> None:
+            with engine.begin() as conn:
+                ix.create(conn)
+
+        reports.append(_timed("unique" if ix.unique else "index", str(ix.name), create))
+    return reports
+
+
+def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
+    """Add (PostgreSQL, MySQL) or check (SQLite) the table's foreign keys."""
+    if tt.plan.target_dialect == "sqlite":
+        return [_sqlite_fk_check(engine, tt)] if tt.foreign_keys else []
+    existing = {f["name"] for f in sa.inspect(engine).get_foreign_keys(tt.table.name, schema=tt.table.schema)}
+    reports = []
+    for fk in tt.foreign_keys:
+        if fk.name in existing:
+            continue
+
+        def add(fk: sa.ForeignKeyConstraint = fk) -> None:
+            with engine.begin() as conn:
+                conn.execute(sa.schema.AddConstraint(fk))
+
+        reports.append(_timed("foreign_key", str(fk.name), add))
+    return reports
+
+
+def _sqlite_fk_check(engine: Engine, tt: TargetTable) -> IndexReport:
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        quoted = conn.dialect.identifier_preparer.quote(tt.table.name)
+        bad = conn.exec_driver_sql(f"PRAGMA foreign_key_check({quoted})").fetchmany(5)
+    seconds = time.perf_counter() - start
+    if bad:
+        error = f"{len(bad)}+ rows violate a foreign key (first rowids: {[r[1] for r in bad]})"
+        return IndexReport(name="foreign_key_check", kind="foreign_key", seconds=seconds, ok=False, error=error)
+    return IndexReport(name="foreign_key_check", kind="foreign_key", seconds=seconds, ok=True)
+
+
+def reset_counters(engine: Engine, tt: TargetTable) -> None:
+    """Auto-increment / identity / sequence to max(id)+1 so the application's next insert does not collide."""
+    autos = [c for c in tt.table.columns if c.primary_key and (c.autoincrement is True or c.identity is not None)]
+    if not autos:
+        return
+    col = autos[0]
+    dialect = tt.plan.target_dialect
+    with engine.begin() as conn:
+        top = conn.execute(sa.select(sa.func.max(col))).scalar()
+        next_value = int(top or 0) + 1
+        if dialect == "postgresql":
+            name = conn.dialect.identifier_preparer.format_table(tt.table)
+            seq = conn.execute(sa.select(sa.func.pg_get_serial_sequence(name, col.name))).scalar()
+            if seq:
+                conn.execute(sa.select(sa.func.setval(seq, next_value, False)))
+        elif dialect == "mysql":
+            name = conn.dialect.identifier_preparer.format_table(tt.table)
+            conn.exec_driver_sql(f"ALTER TABLE {name} AUTO_INCREMENT = {next_value:d}")
+        elif tt.table.dialect_options["sqlite"].get("autoincrement"):
+            seq = sa.table("sqlite_sequence", sa.column("name"), sa.column("seq"))
+            updated = conn.execute(
+                sa.update(seq).where(seq.c.name == tt.table.name).values(seq=next_value - 1)
+            ).rowcount
+            if not updated:
+                conn.execute(sa.insert(seq).values(name=tt.table.name, seq=next_value - 1))

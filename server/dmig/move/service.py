@@ -1,0 +1,536 @@
+"""``copy_database``: plan, prepare the target, load in parallel, build indexes and keys, verify, summarise.
+
+The order matters for the guarantees:
+
+1. Everything that can be refused is refused before the first change (unknown tables, bad
+   mappings, a non-empty target in create mode, a missing truncate confirmation).
+2. A run has an id derived from what it copies (source, target, tables, mapping, mode), and
+   all of its progress lives in the target (``dmig_checkpoints``), so running the same command
+   again after any failure (``kill -9`` included) resumes exactly; ``restart`` forgets it.
+3. Rows are loaded with secondary indexes and foreign keys absent; they are built afterwards
+   and their time is part of the measured time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from dmig.context import RunContext
+from dmig.db.engine import open_engine
+from dmig.db.urls import dialect_of, display_url, parse_url
+from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput
+from dmig.move import schema as S
+from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
+from dmig.move.expressions import ExprCompiler
+from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableSummary, Totals, Verification
+from dmig.move.partitions import plan_bounds, run_jobs
+from dmig.move.plan import TablePlan, reflect_plans
+from dmig.move.progress import Tracker
+from dmig.move.readers import Reader
+from dmig.move.rejects import write_reject_file
+from dmig.move.transforms import TargetSpec, plan_target
+from dmig.move.values import jsonable
+from dmig.move.verify import VerifyItem, verify
+from dmig.move.worker import PartitionJob, PartitionResult
+from dmig.redact import redact
+
+REJECTS_DIR = "docs/migrations/rejects"
+
+
+@dataclass
+class Entry:
+    """One table through the whole run."""
+
+    plan: TablePlan
+    spec: TargetSpec
+    target: S.TargetTable
+    created: bool = False
+    since_column: str | None = None
+    since_value: Any = None
+    results: list[PartitionResult] = field(default_factory=list)
+    reports: list[IndexReport] = field(default_factory=list)
+    index_seconds: float = 0.0
+    fk_seconds: float = 0.0
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.source_table
+
+
+def _normalise_url(url: URL) -> URL:
+    """SQLite paths are made absolute so the run id does not depend on the working folder."""
+    if dialect_of(url) == "sqlite" and url.database and url.database != ":memory:":
+        return url.set(database=str(Path(url.database).resolve()))
+    return url
+
+
+def run_identity(src: URL, tgt: URL, req: CopyRequest, tables: list[str]) -> str:
+    ident = {
+        "v": 1,
+        "source": display_url(src),
+        "target": display_url(tgt),
+        "source_schema": req.source_schema,
+        "target_schema": req.target_schema,
+        "tables": tables,
+        "mapping": {k: req.mapping[k].model_dump(mode="json") for k in sorted(req.mapping)},
+        "mode": req.mode,
+        "since": [req.since_key, req.since_column, req.since_value],
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def truncate_token(tgt: URL, tables: list[str]) -> str:
+    db = Path(tgt.database or "db").name if dialect_of(tgt) == "sqlite" else (tgt.database or "db")
+    digest = hashlib.sha256((display_url(tgt) + "\n" + "\n".join(sorted(tables))).encode()).hexdigest()[:8]
+    safe = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in db)[:40]
+    return f"truncate-{safe}-{digest}"
+
+
+def copy_database(req: CopyRequest, rc: RunContext) -> CopySummary:
+    """Copy tables between any two of SQLite, PostgreSQL and MySQL/MariaDB; see the module docstring."""
+    rc.require_writable("copy")
+    src_url = _normalise_url(parse_url(req.source_url))
+    tgt_url = _normalise_url(parse_url(req.target_url))
+    src = open_engine(src_url)
+    try:
+        tgt = open_engine(tgt_url, must_exist=False)
+    except BaseException:
+        src.dispose()
+        raise
+    try:
+        return _Copy(req, rc, src_url, tgt_url, src, tgt).run()
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(redact(str(exc.orig or exc).strip().splitlines()[0])[:500]) from None
+    finally:
+        src.dispose()
+        tgt.dispose()
+
+
+class _Copy:
+    def __init__(self, req: CopyRequest, rc: RunContext, src_url: URL, tgt_url: URL, src: Engine, tgt: Engine):
+        self.req, self.rc = req, rc
+        self.src_url, self.tgt_url, self.src, self.tgt = src_url, tgt_url, src, tgt
+        self.sd, self.td = dialect_of(src_url), dialect_of(tgt_url)
+        self.workers = req.workers or os.cpu_count() or 1
+        self.started = time.monotonic()
+        self.tracker = Tracker(rc.progress)
+
+    # --- the steps ---
+
+    def run(self) -> CopySummary:
+        entries = self._plan()
+        names = [e.name for e in entries]
+        self.run_id = run_identity(self.src_url, self.tgt_url, self.req, names)
+        self.reject_path = self.rc.project_path(self.req.reject_file, default=f"{REJECTS_DIR}/{self.run_id}.jsonl")
+        self.store = Store(self.tgt, self.run_id, self.req.target_schema)
+        self.store.ensure()
+        if self.req.restart:
+            self.store.forget()
+        state = self.store.load()
+        complete = bool(state) and all(state.get(n, {}).get(TABLE_PART, _NONE).state == "done" for n in names)
+        if complete and self.req.mode == "incremental":
+            self.store.forget()  # a finished catch-up pass: the same command runs the next pass
+            state, complete = {}, False
+        resumed = bool(state) and not complete
+        if not complete:
+            self._confirm_truncate(entries, state)
+            self._prepare(entries, state)
+            self._load(entries)
+            self._post_load(entries)
+        state = self.store.load()
+        wrote = write_reject_file(self.reject_path, self.run_id, self.store.all_rejects())
+        verification = self._verify(entries, state)
+        return self._summary(entries, state, resumed, complete, wrote, verification)
+
+    def _plan(self) -> list[Entry]:
+        plans = reflect_plans(self.src, self.req, self.td)
+        self._refuse_self_copy(plans)
+        metadata = sa.MetaData()
+        entries = []
+        for plan in plans:
+            spec, _ops = plan_target(plan)
+            compiler = ExprCompiler(plan.source_table, set(plan.all_columns), self.sd)
+            for _into, expr, _kind in spec.exprs:
+                compiler.compile(expr)
+            for cond in plan.mapping.filter:
+                compiler.condition(cond)
+            entries.append(Entry(plan=plan, spec=spec, target=S.build_table(plan, spec, metadata)))
+        targets = [e.plan.target_table for e in entries]
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            raise InvalidInput(f"several source tables map to the same target table: {', '.join(dupes)}")
+        used: set[str] = set()
+        later = sa.MetaData()
+        for e in entries:
+            S.attach_indexes(e.target, used, later)
+        S.attach_foreign_keys({e.name: e.target for e in entries}, later)
+        return entries
+
+    def _refuse_self_copy(self, plans: list[TablePlan]) -> None:
+        if display_url(self.src_url) != display_url(self.tgt_url):
+            return
+        for p in plans:
+            if p.target_table == p.source_table and (p.target_schema or None) == (p.source_schema or None):
+                raise InvalidInput(f"source and target are the same table ({p.source_table}) in the same database")
+
+    def _confirm_truncate(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> None:
+        if self.req.mode != "truncate":
+            return
+        tables = sorted(e.plan.target_table for e in entries)
+        token = truncate_token(self.tgt_url, tables)
+        if self.req.confirm != token:
+            shown = ", ".join(tables[:10]) + (f" and {len(tables) - 10} more" if len(tables) > 10 else "")
+            raise ConfirmationRequired(
+                f"truncate mode deletes every row of {len(tables)} target table(s) in {display_url(self.tgt_url)} "
+                f"({shown}) before loading; to proceed, call again with confirm={token!r}",
+                confirm=token,
+                tables=tables,
+            )
+
+    def _prepare(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> None:
+        fresh = [e for e in entries if not [p for p in state.get(e.name, {}) if p >= 0]]
+        insp = sa.inspect(self.tgt)
+        exists = {e.name: insp.has_table(e.plan.target_table, schema=e.plan.target_schema) for e in entries}
+        previous = {e.name: state.get(e.name, {}).get(TABLE_PART) for e in entries}
+        conflicts = []
+        for e in fresh:
+            ours = previous[e.name] is not None and previous[e.name].info.get("created")
+            if self.req.mode == "create" and exists[e.name] and not ours:
+                with self.tgt.connect() as conn:
+                    if not S.is_empty(conn, e.target.table):
+                        conflicts.append(e.plan.target_table)
+        if conflicts:
+            raise Conflict(
+                f"create mode: target table(s) {', '.join(conflicts)} already exist and are not empty; "
+                "use mode=truncate (replaces their rows, asks for confirmation) or mode=append",
+                tables=conflicts,
+            )
+        if self.req.mode == "truncate":
+            self._truncate([e for e in fresh if exists[e.name]])
+        for e in entries:
+            prev = previous[e.name]
+            e.created = bool(prev.info.get("created")) if prev is not None else not exists[e.name]
+            info = dict(prev.info) if prev is not None else {"created": e.created, "target": e.plan.target_table}
+            if prev is None:
+                self.store.set_table_state(e.name, "created" if e.created else "existing", info)
+            if e.created:
+                S.create_table(self.tgt, e.target)
+            elif not exists[e.name]:
+                raise Conflict(f"target table {e.plan.target_table} disappeared during the run; use restart=true")
+            if e in fresh:
+                start = self._resolve_since(e, info, exists[e.name])
+                self._plan_partitions(e, start)
+                self.store.set_table_state(e.name, "loading", info)
+            e.since_column, e.since_value = info.get("since_column"), info.get("since_value")
+
+    def _truncate(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        names = {e.plan.target_table for e in entries}
+        insp = sa.inspect(self.tgt)
+        schema = self.req.target_schema
+        for other in insp.get_table_names(schema=schema):
+            if other in names:
+                continue
+            for fk in insp.get_foreign_keys(other, schema=schema):
+                if fk["referred_table"] in names:
+                    raise Conflict(
+                        f"cannot truncate {fk['referred_table']}: table {other} (not being copied) references it",
+                        table=fk["referred_table"],
+                        referenced_by=other,
+                    )
+        tables = [e.target.table for e in entries]
+        with self.tgt.begin() as conn:
+            prep = conn.dialect.identifier_preparer
+            if self.td == "postgresql":
+                conn.exec_driver_sql("TRUNCATE " + ", ".join(prep.format_table(t) for t in tables))
+            elif self.td == "mysql":
+                conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+                try:
+                    for t in tables:
+                        conn.exec_driver_sql(f"TRUNCATE TABLE {prep.format_table(t)}")
+                finally:
+                    conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+            else:
+                conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+                for t in tables:
+                    conn.execute(sa.delete(t))
+        if self.td == "sqlite":
+            with self.tgt.connect() as conn:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+
+    def _resolve_since(self, e: Entry, info: dict[str, Any], exists: bool) -> tuple[Any, ...] | None:
+        """Incremental mode's lower bound, stored in the table's checkpoint so a resume uses the same one."""
+        m, req, plan = e.plan.mapping, self.req, e.plan
+        key = m.since_key if m.since_key is not None else req.since_key
+        column = m.since_column or req.since_column
+        value = m.since_value if m.since_column else req.since_value
+        if req.mode != "incremental":
+            if key is not None or column:
+                raise InvalidInput("since_key / since_column only apply to mode=incremental")
+            return None
+        if key is not None:
+            if len(plan.key) != 1:
+                raise InvalidInput(f"since_key needs a one-column key; {plan.source_table} has {plan.key or 'none'}")
+            start = decode_key(encode_key((key,)), plan.key_kinds)
+            info["start"] = encode_key(start)
+            return start
+        if column:
+            if column not in plan.all_columns:
+                raise InvalidInput(f"since_column: {plan.source_table} has no column {column!r}")
+            if value is None and exists:
+                target_col = e.spec.by_origin(column) or column
+                with self.tgt.connect() as conn:
+                    value = conn.execute(sa.select(sa.func.max(e.target.table.c[target_col]))).scalar()
+            info["since_column"], info["since_value"] = column, self._bindable(value)
+            return None
+        if not plan.key or not e.spec.key:
+            raise InvalidInput(
+                f"incremental mode needs a key on {plan.source_table}, or since_column to compare a timestamp"
+            )
+        start = None
+        if exists:
+            cols = [e.target.table.c[k] for k in e.spec.key]
+            with self.tgt.connect() as conn:
+                row = conn.execute(sa.select(*cols).order_by(*[c.desc() for c in cols]).limit(1)).first()
+            if row is not None:
+                start = decode_key(encode_key(tuple(row)), plan.key_kinds)
+        info["start"] = encode_key(start)
+        return start
+
+    def _bindable(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None and self.sd != "postgresql":
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            return value.isoformat(sep=" ")
+        return jsonable(value)
+
+    def _plan_partitions(self, e: Entry, start: tuple[Any, ...] | None) -> None:
+        reader = Reader(self.src, e.plan, e.spec, e.plan.all_columns)
+        try:
+            bounds = plan_bounds(reader, e.plan, start, self.req.partition_rows, self.workers)
+        finally:
+            reader.close()
+        self.store.create_partitions(e.name, bounds, {})
+
+    def _levels(self, entries: list[Entry]) -> list[list[Entry]]:
+        """Parents before children when the target already has its foreign keys during the load."""
+        if self.td == "sqlite" or all(e.created for e in entries):
+            return [entries]
+        by_name = {e.name: e for e in entries}
+        deps = {
+            e.name: {fk.ref_table for fk in e.plan.foreign_keys if fk.ref_table in by_name} - {e.name} for e in entries
+        }
+        levels, placed = [], set()
+        while len(placed) < len(entries):
+            ready = [n for n in deps if n not in placed and deps[n] <= placed]
+            if not ready:  # a cycle: load the rest together
+                ready = [n for n in deps if n not in placed]
+            levels.append([by_name[n] for n in ready])
+            placed.update(ready)
+        return levels
+
+    def _load(self, entries: list[Entry]) -> None:
+        state = self.store.load()
+        for e in entries:
+            parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
+            self.tracker.add_table(e.name, max(e.plan.estimate, 0), sum(p.rows for p in parts))
+        self.tracker.start()
+        workers = 1 if self.td == "sqlite" else self.workers
+        source = self.src_url.render_as_string(hide_password=False)
+        target = self.tgt_url.render_as_string(hide_password=False)
+        for level in self._levels(entries):
+            jobs = []
+            for e in level:
+                for n, part in sorted(state.get(e.name, {}).items()):
+                    if n >= 0 and not part.done:
+                        jobs.append(
+                            PartitionJob(
+                                source_url=source,
+                                target_url=target,
+                                plan=e.plan,
+                                part=n,
+                                run_id=self.run_id,
+                                mode=self.req.mode,
+                                batch_size=self.req.batch_size,
+                                reject_limit=self.req.reject_limit,
+                                checkpoint_schema=self.req.target_schema,
+                                since_column=e.since_column,
+                                since_value=e.since_value,
+                                all_columns=e.plan.all_columns,
+                            )
+                        )
+                e.started = time.monotonic()
+            for result in run_jobs(jobs, workers, self.tracker.rows, self.tracker.report):
+                entry = next(x for x in level if x.name == result.table)
+                entry.results.append(result)
+                if result.error and not entry.error:
+                    entry.error = f"partition {result.part}: {result.error}"
+            for e in level:
+                e.finished = time.monotonic()
+                self.tracker.set_state(e.name, "failed" if e.error else "indexing")
+
+    def _post_load(self, entries: list[Entry]) -> None:
+        ok = [e for e in entries if not e.error]
+        for e in ok:
+            if e.created:
+                start = time.perf_counter()
+                e.reports += S.build_indexes(self.tgt, e.target)
+                e.index_seconds = time.perf_counter() - start
+        for e in ok:
+            if e.created or self.td == "sqlite":
+                start = time.perf_counter()
+                e.reports += S.build_foreign_keys(self.tgt, e.target)
+                e.fk_seconds = time.perf_counter() - start
+        for e in ok:
+            S.reset_counters(self.tgt, e.target)
+            failed = [r for r in e.reports if not r.ok]
+            if failed:
+                e.error = "; ".join(f"{r.kind} {r.name}: {r.error}" for r in failed)
+            state = self.store.load().get(e.name, {}).get(TABLE_PART)
+            info = dict(state.info) if state else {}
+            info.update(index_seconds=e.index_seconds, fk_seconds=e.fk_seconds)
+            self.store.set_table_state(e.name, "loaded" if failed else "done", info)
+            self.tracker.set_state(e.name, "failed" if failed else "done")
+            if e.finished is not None:
+                e.finished += e.index_seconds + e.fk_seconds
+
+    def _verify(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> Verification:
+        if not self.req.verify:
+            return Verification(ran=False, ok=None, note="verification disabled (verify=false)")
+        items = []
+        for e in entries:
+            if e.error:
+                continue
+            parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
+            warnings = sum(sum((p.info.get("warnings") or {}).values()) for p in parts)
+            items.append(VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings))
+        self.rc.progress(float(self.tracker.done), float(self.tracker.total or 1), "verifying row counts and checksums")
+        return verify(
+            self.src,
+            self.tgt,
+            self.src_url.render_as_string(hide_password=False),
+            self.tgt_url.render_as_string(hide_password=False),
+            self.req.mode,
+            items,
+        )
+
+    def _summary(
+        self,
+        entries: list[Entry],
+        state: dict[str, dict[int, PartState]],
+        resumed: bool,
+        complete: bool,
+        wrote_rejects: bool,
+        verification: Verification,
+    ) -> CopySummary:
+        tables = [self._table_summary(e, state.get(e.name, {})) for e in entries]
+        seconds = time.monotonic() - self.started
+        this_call = sum(t.rows_this_call for t in tables)
+        totals = Totals(
+            rows=sum(t.rows for t in tables),
+            rows_this_call=this_call,
+            bytes=sum(t.bytes for t in tables),
+            seconds=round(seconds, 3),
+            rows_per_s=round(this_call / seconds, 1) if seconds > 0 else 0.0,
+            rejects=sum(t.rejects for t in tables),
+            tables_done=sum(1 for t in tables if t.state == "done"),
+            tables_failed=sum(1 for t in tables if t.state == "failed"),
+        )
+        ok = totals.tables_failed == 0 and verification.ok is not False
+        reject_file = None
+        if wrote_rejects:
+            try:
+                reject_file = str(self.reject_path.relative_to(self.rc.project_dir.resolve()))
+            except ValueError:
+                reject_file = str(self.reject_path)
+        self.tracker.report(force=True)
+        return CopySummary(
+            ok=ok,
+            run_id=self.run_id,
+            resumed=resumed,
+            already_complete=complete,
+            mode=self.req.mode,
+            source=display_url(self.src_url),
+            target=display_url(self.tgt_url),
+            source_dialect=self.sd,
+            target_dialect=self.td,
+            workers=1 if self.td == "sqlite" else self.workers,
+            batch_size=self.req.batch_size,
+            tables=tables,
+            totals=totals,
+            reject_file=reject_file,
+            verification=verification,
+            message=_message(totals, verification, complete, resumed, reject_file),
+        )
+
+    def _table_summary(self, e: Entry, parts: dict[int, PartState]) -> TableSummary:
+        data = [p for n, p in parts.items() if n >= 0]
+        table_state = parts.get(TABLE_PART)
+        info = table_state.info if table_state else {}
+        warnings: dict[str, int] = {}
+        for p in data:
+            for col, n in (p.info.get("warnings") or {}).items():
+                warnings[col] = warnings.get(col, 0) + int(n)
+        this_call = sum(r.rows for r in e.results)
+        seconds = (e.finished - e.started) if e.started is not None and e.finished is not None else 0.0
+        done = table_state is not None and table_state.state == "done" and not e.error
+        return TableSummary(
+            table=e.name,
+            target_table=e.plan.target_table,
+            state="done" if done else "failed",
+            rows=sum(p.rows for p in data),
+            rows_this_call=this_call,
+            bytes=sum(p.bytes for p in data),
+            seconds=round(seconds, 3),
+            rows_per_s=round(this_call / seconds, 1) if seconds > 0 else 0.0,
+            rejects=sum(p.rejects for p in data),
+            partitions=len(data),
+            index_seconds=round(e.index_seconds or float(info.get("index_seconds") or 0.0), 3),
+            fk_seconds=round(e.fk_seconds or float(info.get("fk_seconds") or 0.0), 3),
+            created=bool(info.get("created", e.created)),
+            warnings=warnings,
+            notes=list(dict.fromkeys([*e.plan.notes, *e.target.notes])),
+            constraints=e.reports,
+            error=redact(e.error) if e.error else None,
+        )
+
+
+class _Missing:
+    state = "missing"
+
+
+_NONE: Any = _Missing()
+
+
+def _message(totals: Totals, v: Verification, complete: bool, resumed: bool, reject_file: str | None) -> str:
+    if complete:
+        head = (
+            f"already complete: {totals.rows:,} rows in {totals.tables_done} table(s); pass restart=true to copy again"
+        )
+    else:
+        head = (
+            f"{'resumed and ' if resumed else ''}copied {totals.rows_this_call:,} rows into "
+            f"{totals.tables_done} table(s) in {totals.seconds:.1f}s ({totals.rows_per_s:,.0f} rows/s)"
+        )
+    parts = [head]
+    if totals.tables_failed:
+        parts.append(f"{totals.tables_failed} table(s) FAILED (see tables[].error)")
+    if totals.rejects:
+        parts.append(f"{totals.rejects} row(s) rejected, see {reject_file}")
+    if v.ran:
+        parts.append("verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify")
+    return "; ".join(parts)

@@ -1,0 +1,332 @@
+"""Value conversion: driver values → canonical Python values → what each target driver accepts.
+
+Canonical values per kind: bool, int, Decimal, float, str (string/text/enum/json/uuid/other),
+bytes, date, time, and datetime (naive for naive kinds, aware UTC for ``tz`` kinds). Readers
+run in UTC sessions, so MySQL ``TIMESTAMP`` arrives as naive UTC and is made aware here. A
+conversion that cannot be done raises :class:`ValueRejected`; the row goes to the reject file
+with that message instead of being silently altered. The single documented exception is the
+MySQL zero date, which becomes NULL and is counted per column as a warning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dmig.move.typemap import Kind
+
+Converter = Callable[[Any], Any]
+WarnFn = Callable[[str], None]
+
+SQLITE_MAX_INT = 2**63 - 1
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+
+
+class ValueRejected(ValueError):
+    """A value that cannot be represented in the target kind (the row is rejected, not altered)."""
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float | Decimal):
+        return v != 0
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
+    if isinstance(v, bytes) and len(v) == 1:
+        return v != b"\x00"
+    raise ValueRejected(f"not a boolean: {_show(v)}")
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float | Decimal):
+        if v != v or v in (float("inf"), float("-inf")) or v != int(v):
+            raise ValueRejected(f"not an integer: {_show(v)}")
+        return int(v)
+    if isinstance(v, str):
+        try:
+            return int(v.strip())
+        except ValueError:
+            try:
+                return _int(Decimal(v.strip()))
+            except InvalidOperation:
+                raise ValueRejected(f"not an integer: {_show(v)}") from None
+    if isinstance(v, bytes):  # MySQL BIT(n)
+        return int.from_bytes(v, "big")
+    raise ValueRejected(f"not an integer: {_show(v)}")
+
+
+def _decimal(v: Any) -> Decimal:
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, bool):
+        return Decimal(int(v))
+    if isinstance(v, int):
+        return Decimal(v)
+    if isinstance(v, float):
+        return Decimal(repr(v))  # shortest round-trip text, not the binary expansion
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip())
+        except InvalidOperation:
+            raise ValueRejected(f"not a decimal number: {_show(v)}") from None
+    raise ValueRejected(f"not a decimal number: {_show(v)}")
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, float):
+        return v
+    if isinstance(v, int | Decimal) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            raise ValueRejected(f"not a number: {_show(v)}") from None
+    raise ValueRejected(f"not a number: {_show(v)}")
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueRejected("bytes that are not UTF-8 text") from None
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return format_timedelta(v)
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, dict | list):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return str(v)
+
+
+def _json(v: Any) -> str:
+    if isinstance(v, dict | list | int | float | bool) and not isinstance(v, Decimal):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    text = _text(v)
+    try:
+        json.loads(text)
+    except ValueError:
+        raise ValueRejected(f"not valid JSON: {_show(text)}") from None
+    return text
+
+
+def _bytes(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise ValueRejected(f"not binary data: {_show(v)}")
+
+
+def _date(v: Any) -> dt.date:
+    if isinstance(v, dt.datetime):
+        if v.time() != dt.time(0):
+            raise ValueRejected(f"a timestamp with a time of day is not a date: {_show(v)}")
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueRejected(f"invalid date: {_show(v)}") from None
+    raise ValueRejected(f"invalid date: {_show(v)}")
+
+
+def _time(v: Any) -> dt.time:
+    if isinstance(v, dt.time):
+        return v
+    if isinstance(v, dt.timedelta):
+        if dt.timedelta(0) <= v < dt.timedelta(days=1):
+            return (dt.datetime.min + v).time()
+        raise ValueRejected(f"time outside 00:00..24:00 cannot be stored as a time of day: {format_timedelta(v)}")
+    if isinstance(v, str):
+        try:
+            return dt.time.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueRejected(f"invalid time: {_show(v)}") from None
+    raise ValueRejected(f"invalid time: {_show(v)}")
+
+
+def _datetime(v: Any, tz: bool) -> dt.datetime:
+    if isinstance(v, dt.datetime):
+        value = v
+    elif isinstance(v, dt.date):
+        value = dt.datetime(v.year, v.month, v.day)
+    elif isinstance(v, str):
+        try:
+            value = dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueRejected(f"invalid timestamp: {_show(v)}") from None
+    else:
+        raise ValueRejected(f"invalid timestamp: {_show(v)}")
+    if tz:
+        # Naive values in an aware kind are UTC (our sessions run in UTC).
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    if value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def format_timedelta(v: dt.timedelta) -> str:
+    """MySQL TIME text (may be negative or beyond 24h)."""
+    sign = "-" if v < dt.timedelta(0) else ""
+    v = abs(v)
+    hours, rem = divmod(v.days * 86400 + v.seconds, 3600)
+    minutes, seconds = divmod(rem, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}.{v.microseconds:06d}"
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def to_kind(kind: Kind) -> Converter:
+    """Convert any canonical value to ``kind`` (used by cast transforms and by SQLite sources)."""
+    n = kind.name
+    if n == "bool":
+        return _bool
+    if n == "int":
+        return _int
+    if n == "decimal":
+        return _decimal
+    if n == "float":
+        return _float
+    if n == "json":
+        return _json
+    if n == "bytes":
+        return _bytes
+    if n == "date":
+        return _date
+    if n == "time":
+        return _time
+    if n == "datetime":
+        return lambda v, _tz=kind.tz: _datetime(v, _tz)
+    return _text
+
+
+def _nullable(fn: Converter) -> Converter:
+    return lambda v: None if v is None else fn(v)
+
+
+def _mysql_zero_date(fn: Converter, column: str, warn: WarnFn) -> Converter:
+    """MySQL returns zero/invalid dates as strings: NULL plus a counted warning (documented)."""
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            warn(column)
+            return None
+        return fn(v)
+
+    return convert
+
+
+def source_converter(kind: Kind, source: str, target: str, column: str, warn: WarnFn) -> Converter | None:
+    """Driver value → canonical value; None when the driver already gives the canonical value."""
+    n = kind.name
+    if source == "postgresql":
+        return None  # psycopg loaders give canonical values; json/uuid/enum/other are selected as text
+    if source == "mysql":
+        if n == "bool":
+            return _nullable(_bool)
+        if n in ("date", "datetime"):
+            base = _date if n == "date" else (lambda v, _tz=kind.tz: _datetime(v, _tz))
+            return _mysql_zero_date(base, column, warn)
+        if n == "time" and target != "mysql":
+            return _nullable(_time)
+        if n == "other" and target != "mysql":
+            return _nullable(_text)
+        if n == "int":
+            return _nullable(_int) if target != "mysql" else None  # BIT arrives as bytes
+        return None
+    # SQLite: dynamic typing, every declared kind needs a check (JSON is validated by the target itself).
+    return _nullable(_text if n == "json" else to_kind(kind))
+
+
+def _sqlite_datetime(v: dt.datetime) -> str:
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _mysql_naive(v: Any) -> Any:
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v
+
+
+def target_adapter(kind: Kind, target: str) -> Converter | None:
+    """Canonical value → what the target's writer takes; None when no change is needed."""
+    n = kind.name
+    if target == "mysql":
+        return _nullable(_mysql_naive) if n == "datetime" else None
+    if target == "sqlite":
+        if n == "bool":
+            return _nullable(int)
+        if n == "decimal":
+            return _nullable(lambda v: format(v, "f") if isinstance(v, Decimal) else v)
+        if n == "datetime":
+            return _nullable(_sqlite_datetime)
+        if n == "date":
+            return _nullable(lambda v: v.isoformat())
+        if n == "time":
+            return _nullable(lambda v: v.strftime("%H:%M:%S.%f") if isinstance(v, dt.time) else _text(v))
+        if n == "int":
+            return _nullable(_sqlite_int)
+        if n in ("uuid", "other", "json", "text", "string", "enum"):
+            return _nullable(_text)
+        return None
+    return None
+
+
+def _sqlite_int(v: Any) -> int:
+    v = _int(v)
+    if not -SQLITE_MAX_INT - 1 <= v <= SQLITE_MAX_INT:
+        raise ValueRejected(f"integer {v} is outside SQLite's 64-bit INTEGER range")
+    return v
+
+
+def compose(first: Converter | None, second: Converter | None) -> Converter | None:
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return lambda v: second(first(v))
+
+
+def jsonable(v: Any) -> Any:
+    """A JSON-safe form of a canonical value, for reject files and checkpoint keys."""
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "\\x" + bytes(v).hex()
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, dt.datetime | dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return format_timedelta(v)
+    if isinstance(v, dict | list | tuple):
+        return json.loads(json.dumps(v, default=str))
+    return str(v)

@@ -1,0 +1,71 @@
+"""copy: move tables between SQLite, PostgreSQL and MySQL/MariaDB (bulk, parallel, resumable)."""
+
+from __future__ import annotations
+
+from dmig.move.models import CopyRequest, CopySummary
+from dmig.move.service import copy_database
+from dmig.registry import ToolSpec
+
+DESCRIPTION = """Copy tables from SOURCE to TARGET database (any pair of SQLite, PostgreSQL, MySQL/MariaDB).
+Streams in batches with native bulk paths (PostgreSQL COPY, MySQL LOAD DATA LOCAL, SQLite prepared inserts),
+splits big tables into key ranges copied by parallel worker processes, creates target tables with a documented
+type mapping (docs/copy-type-mapping.md), builds indexes and foreign keys after the load and resets
+auto-increment counters. Checkpoints live in the target (dmig_checkpoints): re-running the same command after
+any failure resumes with no duplicate and no missing row (restart=true starts over). Rows the target refuses go
+to a JSON Lines reject file (up to reject_limit per table) without stopping the copy. Modes: create (default;
+refuses non-empty target tables), truncate (DESTROYS target rows; needs the confirm token this tool returns),
+append, incremental (only rows newer than a key or a timestamp, existing rows updated: the catch-up pass before
+cutover). mapping per table: target_table, exclude_columns, filter [{column, op, value}], transforms [rename,
+cast, split, concat, default, constant, drop, expr (structured expression evaluated by the source:
+{"fn": "mul", "args": [{"col": "price"}, {"lit": 100}]})]. Afterwards row counts and a checksum diff are
+compared (verify=false to skip). The summary gives per-table rows, bytes, seconds, rows/s, rejects and index/FK
+build time: feed it to self_improve."""
+
+
+def _exit_code(out: CopySummary) -> int:
+    return 0 if out.ok else 1
+
+
+def _render(out: CopySummary) -> str:
+    lines = [f"copy {out.source_dialect} -> {out.target_dialect}  run {out.run_id}", out.message, ""]
+    lines.append(f"{'table':28} {'state':7} {'rows':>12} {'rows/s':>10} {'secs':>8} {'idx+fk s':>8} {'rejects':>7}")
+    for t in out.tables:
+        lines.append(
+            f"{t.table[:28]:28} {t.state:7} {t.rows:>12,} {t.rows_per_s:>10,.0f} {t.seconds:>8.2f} "
+            f"{t.index_seconds + t.fk_seconds:>8.2f} {t.rejects:>7}"
+        )
+        if t.error:
+            lines.append(f"    error: {t.error}")
+        for col, n in t.warnings.items():
+            lines.append(f"    warning: {n} value(s) of {col} changed (e.g. zero date -> NULL)")
+    if out.verification.ran:
+        lines.append("")
+        for c in out.verification.tables:
+            counts = "n/a" if c.counts_match is None else ("ok" if c.counts_match else "MISMATCH")
+            lines.append(
+                f"verify {c.table[:28]:28} source {c.source_rows} target {c.target_rows} rejects {c.rejects} "
+                f"counts {counts} checksum {c.checksum}"
+            )
+    if out.reject_file:
+        lines.append(f"rejected rows: {out.reject_file}")
+    return "\n".join(lines)
+
+
+TOOLS = [
+    ToolSpec(
+        name="copy",
+        func=copy_database,
+        input_model=CopyRequest,
+        output_model=CopySummary,
+        title="Copy data between databases",
+        description=DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+        open_world=True,
+        cli_positional=("source_url", "target_url"),
+        cli_exit_code=_exit_code,
+        cli_render=_render,
+        tags=("move",),
+    )
+]
