@@ -66,6 +66,17 @@ def test_manifest_names_the_plugin_and_points_at_files_that_exist() -> None:
     assert "hooks" not in manifest
 
 
+def test_marketplace_offers_this_plugin_at_the_same_version_as_the_package() -> None:
+    import tomllib
+
+    manifest = load_json(".claude-plugin/plugin.json")
+    market = load_json(".claude-plugin/marketplace.json")
+    [entry] = market["plugins"]
+    assert entry["name"] == manifest["name"] and entry["source"] == "./"
+    package = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert entry["version"] == manifest["version"] == package, "bump plugin.json, marketplace.json, pyproject together"
+
+
 def test_mcp_json_starts_the_launcher_with_the_project_folder_and_no_secret() -> None:
     config = load_json(".mcp.json")
     assert list(config["mcpServers"]) == [SERVER_KEY]
