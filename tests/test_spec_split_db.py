@@ -140,3 +140,38 @@ def _assert_old_column_gone(url: str) -> None:
     else:
         with pytest.raises(sa.exc.DatabaseError):
             execute(url, "INSERT INTO users (id, user_name) VALUES (300, 'x y')")
+
+
+def test_split_column_with_hostile_identifiers(db_url: str) -> None:
+    """Quotes, backticks, semicolons and unicode in every name: quoted by the dialect, never interpolated."""
+    import sqlalchemy as sa
+
+    from spec_helpers import engine
+
+    table, col, first, last = 'us"er`s; --', "na'me", "fïrst", "la st"
+    meta = sa.MetaData()
+    t = sa.Table(
+        table,
+        meta,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column(col, sa.String(100)),
+    )
+    eng = engine(db_url)
+    meta.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(t.insert(), [{"id": 1, col: "Ada Lovelace"}, {"id": 2, col: "Plato"}])
+    spec = spec_of(
+        {"op": "split_column", "table": table, "column": col, "into": [first, last], "separator": "'"},
+    )
+    rendered = render_live(db_url, spec)
+    run_phase(db_url, rendered, "expand")
+    with eng.begin() as conn:
+        conn.execute(t.insert(), {"id": 3, col: "it's"})
+    backfill_all(db_url, rendered.operations[0].backfill)
+    assert checks_pass(db_url, rendered.operations[0].validate_)
+    t2 = sa.Table(table, sa.MetaData(), autoload_with=eng)
+    with eng.connect() as conn:
+        rows = {r[0]: (r[1], r[2]) for r in conn.execute(sa.select(t2.c.id, t2.c[first], t2.c[last]))}
+    eng.dispose()
+    assert rows == {1: ("Ada Lovelace", None), 2: ("Plato", None), 3: ("it", "s")}
+    run_phase(db_url, rendered, "rollback")

@@ -114,8 +114,8 @@ def _func_names(node) -> set[str]:
         if isinstance(n, pg.FuncCall):
             found.add(n.funcname[-1].sval.lower())
         if isinstance(n, pg.Node):
-            for value in vars(n).values():
-                visit(value)
+            for attr in n:  # a pglast node iterates over its attribute names
+                visit(getattr(n, attr, None))
         elif isinstance(n, tuple | list):
             for v in n:
                 visit(v)

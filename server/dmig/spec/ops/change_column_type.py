@@ -9,7 +9,7 @@ shadow to the old name in one transaction (one ALTER on MySQL).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -45,7 +45,7 @@ class ChangeColumnType(SyncOperation):
         "it by the column's name); default CAST(column AS from_type).",
     )
     not_null: bool = Field(default=False, description="Make the new column NOT NULL before the swap.")
-    roundtrip_check: bool = True
+    roundtrip_check: ClassVar[bool] = True
 
     def shadow(self, ctx: OpContext) -> str:
         return ctx.name(self.column, "new")

@@ -8,7 +8,7 @@ reports such rows as a warning.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import Field, model_validator
@@ -31,7 +31,7 @@ class MergeColumns(SyncOperation):
     into: Ident = Field(description="The new column.")
     separator: Separator = " "
     type: TypeName = "varchar(255)"
-    roundtrip_check: bool = True
+    roundtrip_check: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _distinct(self) -> MergeColumns:

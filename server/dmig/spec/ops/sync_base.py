@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import sqlalchemy as sa
 
 from dmig.spec.context import OpContext
@@ -16,7 +18,7 @@ class SyncOperation(TableOp):
     """expand = add the new columns (nullable) + sync triggers; backfill = forward(old) by key range;
     validate = no row still inconsistent; contract = drop triggers and old columns; rollback = undo expand."""
 
-    roundtrip_check: bool = False
+    roundtrip_check: ClassVar[bool] = False
 
     def sync(self, ctx: OpContext) -> Sync:  # pragma: no cover - abstract
         raise NotImplementedError
