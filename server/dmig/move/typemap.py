@@ -15,7 +15,7 @@ int 24/32 bit               INTEGER                    MEDIUMINT/INT            
 int 64 bit                  BIGINT                     BIGINT                      INTEGER
 unsigned tinyint/smallint   SMALLINT/INTEGER           same unsigned type          INTEGER
 unsigned mediumint/int      INTEGER/BIGINT             same unsigned type          INTEGER
-unsigned bigint             NUMERIC(20,0)              BIGINT UNSIGNED             INTEGER (>2^63-1 rejected)
+unsigned bigint             NUMERIC(20,0)              BIGINT UNSIGNED             TEXT (decimal digits)
 decimal(p,s)                NUMERIC(p,s)               DECIMAL(p,s) (p<=65)        NUMERIC(p,s) p<=15, else TEXT
 decimal (unbounded)         NUMERIC                    DECIMAL(65,30)              TEXT
 float 32 / 64               REAL / DOUBLE PRECISION    FLOAT / DOUBLE              REAL
@@ -227,7 +227,8 @@ def _sqlite_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
     if n == "bool":
         return sqlite.BOOLEAN()
     if n == "int":
-        return sqlite.INTEGER()
+        # SQLite integers are signed 64-bit: unsigned 64-bit values are kept exactly as decimal text.
+        return sqlite.TEXT() if k.unsigned and (k.bits or 64) >= 64 else sqlite.INTEGER()
     if n == "decimal":
         if k.precision and k.precision <= SQLITE_EXACT_DIGITS:
             return sqlite.NUMERIC(k.precision, k.scale)

@@ -293,7 +293,7 @@ def target_adapter(kind: Kind, target: str) -> Converter | None:
         if n == "time":
             return _nullable(lambda v: v.strftime("%H:%M:%S.%f") if isinstance(v, dt.time) else _text(v))
         if n == "int":
-            return _nullable(_sqlite_int)
+            return _nullable(_text if kind.unsigned and (kind.bits or 64) >= 64 else _sqlite_int)
         if n in ("uuid", "other", "json", "text", "string", "enum"):
             return _nullable(_text)
         return None
