@@ -29,11 +29,15 @@ import sqlalchemy as sa
 
 from dmig.diff.hashing import as_int
 from dmig.diff.plan import Plan, SidePlan
-from dmig.diff.segments import Segment, cut_at, int_top_segments, sample_query, split_int
+from dmig.diff.segments import Segment, cut_at, sample_query, split_int
 from dmig.errors import InvalidInput
 
 Progress = Callable[[float, float | None, str | None], None]
 CKey = tuple[Any, ...]
+Checksum = tuple[int, int]
+WorkItem = tuple[Segment, Checksum, Checksum]
+BUCKETS_PER_QUERY = 4096  # bounds one grouped query's result size and running time
+QUERY_WINDOW = 4  # grouped queries in flight per side
 
 
 @dataclass(frozen=True)
@@ -105,17 +109,7 @@ class KeyedDiff:
 
     def run(self) -> None:
         self._check_null_keys()
-        top = self._top_segments()
-        self.counters.segments_initial = len(top)
-        results = self._checksums(top)
-        work: deque[tuple[Segment, tuple[int, int], tuple[int, int]]] = deque()
-        for seg, (a, b) in zip(top, results, strict=True):
-            self.counters.rows_source += a[0]
-            self.counters.rows_target += b[0]
-            if a == b:
-                self.counters.settled_rows += a[0]
-            else:
-                work.append((seg, a, b))
+        work: deque[WorkItem] = deque(self._int_buckets() if self.plan.int_keys else self._top_ranges())
         self._report_progress(force=True)
         while work:
             if self._enough():
@@ -126,6 +120,57 @@ class KeyedDiff:
             for item in reversed(children):
                 work.appendleft(item)
             self._report_progress()
+
+    def _first_level(self, pairs: list[tuple[Segment, Checksum, Checksum]]) -> list[WorkItem]:
+        """Count rows per side, settle equal segments, keep the others as work."""
+        out = []
+        for seg, a, b in pairs:
+            self.counters.rows_source += a[0]
+            self.counters.rows_target += b[0]
+            if a == b:
+                self.counters.settled_rows += a[0]
+            else:
+                out.append((seg, a, b))
+        return out
+
+    def _top_ranges(self) -> list[WorkItem]:
+        top = self._top_segments()
+        self.counters.segments_initial = len(top)
+        results = self._checksums(top)
+        return self._first_level([(seg, a, b) for seg, (a, b) in zip(top, results, strict=True)])
+
+    def _int_buckets(self) -> list[WorkItem]:
+        """Integer keys: the whole first level in grouped passes of at most BUCKETS_PER_QUERY buckets."""
+        (a,), (b,) = self._both(lambda sp: sp.bounds())
+        lows = [int(v) for v in (a[0], b[0]) if v is not None]
+        highs = [int(v) for v in (a[1], b[1]) if v is not None]
+        if not lows:
+            self.counters.segments_initial = 1
+            return []
+        lo, hi = min(lows), max(highs) + 1
+        est = max(self.plan.src.side.estimated_rows or 0, self.plan.tgt.side.estimated_rows or 0) or (hi - lo)
+        buckets = self.opts.segments or max(1, math.ceil(est / max(1, self.opts.download_threshold // 2)))
+        width = max(1, math.ceil((hi - lo) / buckets))
+        buckets = math.ceil((hi - lo) / width)
+        self.counters.segments_initial = buckets
+        span = width * BUCKETS_PER_QUERY
+        windows = [Segment((q,), (min(q + span, hi),), 0) for q in range(lo, hi, span)]
+        out: list[WorkItem] = []
+        for start in range(0, len(windows), QUERY_WINDOW):
+            chunk = windows[start : start + QUERY_WINDOW]
+            fs = [self._submit(self.plan.src, self.plan.src.bucket_sums(lo, width, w)) for w in chunk]
+            ft = [self._submit(self.plan.tgt, self.plan.tgt.bucket_sums(lo, width, w)) for w in chunk]
+            for f_src, f_tgt in zip(fs, ft, strict=True):
+                by_src = {int(r[0]): (int(r[1]), as_int(r[2])) for r in f_src.result()}
+                by_tgt = {int(r[0]): (int(r[1]), as_int(r[2])) for r in f_tgt.result()}
+                pairs = []
+                for bucket in sorted(set(by_src) | set(by_tgt)):
+                    seg = Segment((lo + bucket * width,), (min(lo + (bucket + 1) * width, hi),), 0)
+                    pairs.append((seg, by_src.get(bucket, (0, 0)), by_tgt.get(bucket, (0, 0))))
+                out.extend(self._first_level(pairs))
+            self.counters.segments_checked += len(chunk)
+            self._report_progress()
+        return out
 
     def _enough(self) -> bool:
         return self.found.total >= max(self.opts.limit, 1)
@@ -206,15 +251,6 @@ class KeyedDiff:
     def _top_segments(self) -> list[Segment]:
         src, tgt = self.plan.src, self.plan.tgt
         est = max(src.side.estimated_rows or 0, tgt.side.estimated_rows or 0)
-        if self.plan.int_keys:
-            (a,), (b,) = self._both(lambda sp: sp.bounds())
-            lows = [int(v) for v in (a[0], b[0]) if v is not None]
-            highs = [int(v) for v in (a[1], b[1]) if v is not None]
-            if not lows:
-                return [Segment(None, None, 0)]
-            lo, hi = min(lows), max(highs)
-            rows = est or (hi - lo + 1)
-            return int_top_segments(lo, hi, self._segment_count(rows))
         sampler = src
         if not est:
             (a,), (b,) = self._both(lambda sp: sp.count())

@@ -47,6 +47,7 @@ class SidePlan:
     force_byte_order: bool = False
     where: sa.ColumnElement[bool] | None = None
     table: sa.TableClause = field(init=False)
+    _hash: sa.ColumnElement[int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.table = self.side.table(list(self.side.columns))
@@ -75,8 +76,11 @@ class SidePlan:
         return [byte_order(self.dialect, c) if cat == "text" else c for c, cat in pairs]
 
     def hash_expr(self) -> sa.ColumnElement[int]:
-        cols = [self.col(c) for c in self.columns]
-        return row_hash_sql(self.dialect, self.categories, self.framed, cols, self.side.version)
+        """Built once: a wide row's expression tree costs milliseconds to build, and it never changes."""
+        if self._hash is None:
+            cols = [self.col(c) for c in self.columns]
+            self._hash = row_hash_sql(self.dialect, self.categories, self.framed, cols, self.side.version)
+        return self._hash
 
     def canon_keys(self) -> list[sa.ColumnElement[Any]]:
         return [
@@ -100,6 +104,19 @@ class SidePlan:
 
     def checksum(self, seg: Segment | None) -> sa.Select[Any]:
         return self.filtered(sa.select(sa.func.count(), sum_sql(self.dialect, self.hash_expr())), seg)
+
+    def bucket_sums(self, lo: int, width: int, seg: Segment) -> sa.Select[Any]:
+        """(bucket, count, sum) for the integer-key buckets ``[lo + b*width, lo + (b+1)*width)`` inside ``seg``.
+
+        One pass over the range yields thousands of small segments at once, so the first level
+        costs one scan however many segments it has, instead of one query per segment.
+        """
+        key = self.key_cols[0]
+        offset = (key - sa.bindparam(None, lo, type_=sa.BigInteger)).self_group()
+        width_bind = sa.bindparam(None, width, type_=sa.BigInteger)
+        bucket = (offset.op("DIV")(width_bind) if self.dialect == "mysql" else offset.op("/")(width_bind)).label("b")
+        stmt = sa.select(bucket, sa.func.count(), sum_sql(self.dialect, self.hash_expr()))
+        return self.filtered(stmt, seg).group_by(bucket)
 
     def leaf(self, seg: Segment) -> sa.Select[Any]:
         return self.filtered(sa.select(*self.canon_keys(), *self.key_cols, self.hash_expr().label("h")), seg)

@@ -88,13 +88,6 @@ def split_int(seg: Segment, parts: int) -> list[Segment]:
     return [Segment((lo,), (hi,), seg.depth + 1) for lo, hi in itertools.pairwise(bounds) if lo < hi]
 
 
-def int_top_segments(lo: int, hi_inclusive: int, count: int) -> list[Segment]:
-    whole = Segment((lo,), (hi_inclusive + 1,), 0)
-    if count <= 1:
-        return [whole]
-    return [Segment(s.lo, s.hi, 0) for s in split_int(whole, count)]
-
-
 def cut_at(seg: Segment, boundaries: Sequence[Key]) -> list[Segment]:
     """Cut ``seg`` at sampled key values (already in key order); empty pieces are dropped."""
     points: list[Key] = []

@@ -159,6 +159,8 @@ class Side:
             )
             conn.exec_driver_sql(f"SET statement_timeout = {ms}")
             conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+            # Grouped checksum queries cannot estimate their group count; enough memory keeps them hashed.
+            conn.exec_driver_sql("SET work_mem = '64MB'")
             self.version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
             conn.commit()
             if snapshot is not None:
