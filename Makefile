@@ -30,7 +30,8 @@ bench: $(STAMP)
 
 # Needs Node.js; fetches the Claude Code CLI from the npm registry.
 plugin-validate:
-	npx -y @anthropic-ai/claude-code plugin validate --strict .
+	npx -y @anthropic-ai/claude-code plugin validate --strict .claude-plugin/plugin.json
+	npx -y @anthropic-ai/claude-code plugin validate --strict .claude-plugin/marketplace.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dist build
