@@ -133,14 +133,22 @@ class ExprCompiler:
             case "not_null":
                 return col.is_not(None)
             case "in":
-                return col.in_(v)
+                return col.in_(untyped(v, expanding=True))
             case "not_in":
-                return col.not_in(v)
+                return col.not_in(untyped(v, expanding=True))
             case "like":
-                return col.like(v)
+                return col.like(untyped(v))
             case "between":
-                return col.between(v[0], v[1])
+                return col.between(untyped(v[0]), untyped(v[1]))
             case _:
                 if v is None:
                     raise InvalidInput(f"filter on {cond.column}: {cond.op} needs a value (use is_null/not_null)")
-                return _BINARY[cond.op](col, v)
+                return _BINARY[cond.op](col, untyped(v))
+
+
+def untyped(value: Any, expanding: bool = False) -> sa.BindParameter[Any]:
+    """A bound value without a type, so the database infers it from the column (no ``::VARCHAR`` cast).
+
+    A filter value such as ``"2024-01-01"`` must compare as a timestamp against a timestamp column.
+    """
+    return sa.bindparam(None, value, type_=sa.types.NullType(), expanding=expanding)

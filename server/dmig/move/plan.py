@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from dmig.errors import InvalidInput, NotFound
 from dmig.move.models import CopyRequest, TableMapping
+from dmig.move.rawconn import table_sql
 from dmig.move.typemap import Kind, kind_of
 
 INTERNAL_PREFIX = "dmig_"  # our own bookkeeping tables are never copied unless named explicitly
@@ -187,7 +188,7 @@ def _estimate(conn: sa.Connection, dialect: str, table: sa.TableClause) -> int:
     """Row estimate for progress and partitioning (exact below a few million rows)."""
     est = -1
     if dialect == "postgresql":
-        name = conn.dialect.identifier_preparer.format_table(table)
+        name = table_sql(conn.dialect, table)
         est = conn.execute(
             sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:n)"), {"n": name}
         ).scalar()

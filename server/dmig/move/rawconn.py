@@ -91,10 +91,10 @@ class RawConn:
             self.dbapi.rollback()
 
     def quote_table(self, name: str, schema: str | None) -> str:
-        return self.preparer.format_table(sa.table(name, schema=schema))
+        return table_sql(self.dialect, sa.table(name, schema=schema))
 
     def quote(self, name: str) -> str:
-        return self.preparer.quote(name)
+        return _undouble(self.dialect, self.preparer.quote(name))
 
     def close(self) -> None:
         # The connection may already be gone; closing must not mask the error that brought us here.
@@ -104,3 +104,28 @@ class RawConn:
             self.dbapi.isolation_level = self._saved_isolation
         with contextlib.suppress(Exception):
             self.proxy.close()
+
+
+def _undouble(dialect: sa.Dialect, quoted: str) -> str:
+    """Quoted identifiers for SQL sent WITHOUT parameters.
+
+    With the format/pyformat paramstyles (psycopg, PyMySQL) SQLAlchemy doubles every ``%`` in a
+    quoted identifier, which is right only when the driver later formats the statement with
+    parameters. COPY, LOAD DATA, TRUNCATE and ALTER go out without parameters, so the doubling
+    must be undone or a table named ``a%b`` would be looked up as ``a%%b``.
+    """
+    return quoted.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else quoted
+
+
+def table_sql(dialect: sa.Dialect, table: sa.TableClause) -> str:
+    """A table name, quoted by SQLAlchemy, for a statement or a text value that is not %-formatted."""
+    return _undouble(dialect, dialect.identifier_preparer.format_table(table))
+
+
+def execute_plain(conn: sa.Connection, sql: str) -> None:
+    """Run a parameterless statement on the driver cursor (inside ``conn``'s transaction), unformatted."""
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from dmig.move.models import IndexReport
 from dmig.move.plan import TablePlan
+from dmig.move.rawconn import execute_plain, table_sql
 from dmig.move.transforms import TargetColumn, TargetSpec
 from dmig.move.typemap import Kind, target_type
 from dmig.redact import redact
@@ -282,13 +283,13 @@ def reset_counters(engine: Engine, tt: TargetTable) -> None:
         top = conn.execute(sa.select(sa.func.max(col))).scalar()
         next_value = int(top or 0) + 1
         if dialect == "postgresql":
-            name = conn.dialect.identifier_preparer.format_table(tt.table)
+            name = table_sql(conn.dialect, tt.table)
             seq = conn.execute(sa.select(sa.func.pg_get_serial_sequence(name, col.name))).scalar()
             if seq:
                 conn.execute(sa.select(sa.func.setval(seq, next_value, False)))
         elif dialect == "mysql":
-            name = conn.dialect.identifier_preparer.format_table(tt.table)
-            conn.exec_driver_sql(f"ALTER TABLE {name} AUTO_INCREMENT = {next_value:d}")
+            name = table_sql(conn.dialect, tt.table)
+            execute_plain(conn, f"ALTER TABLE {name} AUTO_INCREMENT = {next_value:d}")
         elif tt.table.dialect_options["sqlite"].get("autoincrement"):
             seq = sa.table("sqlite_sequence", sa.column("name"), sa.column("seq"))
             updated = conn.execute(

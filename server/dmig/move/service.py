@@ -36,6 +36,7 @@ from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableSummary
 from dmig.move.partitions import plan_bounds, run_jobs
 from dmig.move.plan import TablePlan, reflect_plans
 from dmig.move.progress import Tracker
+from dmig.move.rawconn import execute_plain, table_sql
 from dmig.move.readers import Reader
 from dmig.move.rejects import write_reject_file
 from dmig.move.transforms import TargetSpec, plan_target
@@ -254,14 +255,13 @@ class _Copy:
                     )
         tables = [e.target.table for e in entries]
         with self.tgt.begin() as conn:
-            prep = conn.dialect.identifier_preparer
             if self.td == "postgresql":
-                conn.exec_driver_sql("TRUNCATE " + ", ".join(prep.format_table(t) for t in tables))
+                execute_plain(conn, "TRUNCATE " + ", ".join(table_sql(conn.dialect, t) for t in tables))
             elif self.td == "mysql":
                 conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
                 try:
                     for t in tables:
-                        conn.exec_driver_sql(f"TRUNCATE TABLE {prep.format_table(t)}")
+                        execute_plain(conn, f"TRUNCATE TABLE {table_sql(conn.dialect, t)}")
                 finally:
                     conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
             else:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from dmig.db.engine import create
 from dmig.errors import DmigError
 from dmig.move.checkpoints import PartState, Store, decode_key
+from dmig.move.expressions import untyped
 from dmig.move.plan import TablePlan
 from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer, PartitionLost, error_text
@@ -104,7 +105,7 @@ def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
         row_fn = build_row_fn(plan, spec, ops, pending.append)
         reader = Reader(src_engine, plan, spec, job.all_columns or [c.name for c in plan.columns])
         if job.since_column is not None and job.since_value is not None:
-            reader.add_condition(sa.column(job.since_column) >= job.since_value)
+            reader.add_condition(sa.column(job.since_column) >= untyped(job.since_value))
         writer = Writer(
             tgt_engine,
             plan.target_table,

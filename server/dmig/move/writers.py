@@ -205,7 +205,7 @@ class Writer:
                 for row in rows:
                     write_row(row)
             if self.upsert:
-                cur.execute(self._merge_sql)
+                cur.execute(self._merge_sql, {})  # params given, so psycopg undoes the %% escaping
 
     def _write_mysql(self, rows: list[tuple[Any, ...]]) -> None:
         cur = self.raw.dbapi.cursor()
