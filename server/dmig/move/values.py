@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from dmig.move.typemap import Kind
@@ -285,7 +285,17 @@ def target_adapter(kind: Kind, target: str) -> Converter | None:
         if n == "bool":
             return _nullable(int)
         if n == "decimal":
-            return _nullable(lambda v: format(v, "f") if isinstance(v, Decimal) else v)
+            # SQLite does not round to the declared scale as PostgreSQL and MySQL do; we do, the same way.
+            exp = Decimal(1).scaleb(-kind.scale) if kind.scale is not None else None
+
+            def sqlite_decimal(v: Any) -> Any:
+                if not isinstance(v, Decimal):
+                    return v
+                if exp is not None and v.is_finite():
+                    v = v.quantize(exp, rounding=ROUND_HALF_UP)
+                return format(v, "f")
+
+            return _nullable(sqlite_decimal)
         if n == "datetime":
             return _nullable(_sqlite_datetime)
         if n == "date":
