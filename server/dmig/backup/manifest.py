@@ -1,0 +1,135 @@
+"""The manifest: what a backup holds, how it was taken, and every restore that proved it.
+
+It is the contract between taking, verifying, restoring and pruning a backup, and what an agent
+reads to decide whether a rollback is safe. It never holds a credential: the source URL is
+masked, an ``env:NAME`` reference is kept by name only, and encryption names the environment
+variable that holds the key, never the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANIFEST_VERSION = 1
+Format = Literal["portable", "native"]
+Dialect = Literal["sqlite", "postgresql", "mysql"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceInfo(_Model):
+    url: str = Field(description="The source database URL, password masked.")
+    url_ref: str | None = Field(
+        default=None, description="The env:NAME reference the URL was given as (so verify can reuse it), if any."
+    )
+    dialect: Dialect
+    flavor: str = Field(description="sqlite, postgresql, mysql or mariadb.")
+    server_version: str
+    database: str | None = Field(default=None, description="Database (or SQLite file name) backed up.")
+    schema_name: str | None = Field(default=None, description="PostgreSQL schema / MySQL database backed up.")
+
+
+class Checksum(_Model):
+    """The diff's table checksum: row count and exact sum of 60-bit row hashes (see dmig.diff.hashing)."""
+
+    rows: int
+    sum: str = Field(description="Exact sum of the row hashes, as decimal text.")
+    columns: list[str] = Field(description="Columns hashed, in hash order (key columns first), as diff orders them.")
+    categories: list[str] = Field(description="The normalisation rule of each hashed column.")
+
+    @property
+    def token(self) -> str:
+        return f"{self.rows}:{self.sum}"
+
+
+class TableEntry(_Model):
+    name: str
+    rows: int
+    checksum: Checksum
+    format: str = Field(description="portable-jsonl-gzip, pg_dump-directory, mariadb-dump-sql-gzip or sqlite-backup.")
+    file: str = Field(description="The file holding this table's data, relative to the backup folder.")
+    sha256: str = Field(description="sha256 of that file as stored (after compression and encryption).")
+    bytes_stored: int = Field(description="Size of the file as stored.")
+    bytes_raw: int | None = Field(default=None, description="Size of the data before compression.")
+    seconds: float = Field(description="Time spent dumping and checksumming this table.")
+    shared_file: bool = Field(default=False, description="True when the file holds other tables too.")
+
+
+class ToolVersions(_Model):
+    dmig: str
+    pg_dump: str | None = None
+    pg_restore: str | None = None
+    mariadb_dump: str | None = None
+    sqlite: str | None = None
+
+
+class Encryption(_Model):
+    scheme: Literal["none", "aes-256-gcm-chunked"] = "none"
+    key_env: str | None = Field(default=None, description="Name of the environment variable holding the key.")
+
+
+class Verification(_Model):
+    verified_at: str
+    scratch_target: str = Field(description="Where the backup was restored (masked URL, scratch name).")
+    restore_seconds: float
+    counts_ok: bool
+    checksums_ok: bool
+    files_ok: bool = True
+    problems: list[str] = Field(default_factory=list)
+    tables: dict[str, str] = Field(default_factory=dict, description="Per table: ok, or what failed.")
+
+    @property
+    def passed(self) -> bool:
+        return self.counts_ok and self.checksums_ok and self.files_ok and not self.problems
+
+
+class Manifest(_Model):
+    manifest_version: int = MANIFEST_VERSION
+    backup_id: str
+    created_at: str
+    format: Format
+    source: SourceInfo
+    scope: Literal["database", "tables"]
+    tables: list[TableEntry]
+    excluded_tables: list[str] = Field(default_factory=list, description="dmig's own tables, never backed up.")
+    schema_files: dict[str, str] = Field(
+        default_factory=dict, description="Schema captures (neutral JSON, CREATE script per dialect) -> sha256."
+    )
+    native_files: dict[str, str] = Field(
+        default_factory=dict, description="Other files the native format needs (pg_dump TOC...) -> sha256."
+    )
+    consistency: str = Field(description="How the checksums and the dump were kept on the same data.")
+    tools: ToolVersions
+    seconds_total: float
+    encryption: Encryption = Field(default_factory=Encryption)
+    compression: str = "gzip"
+    warnings: list[str] = Field(default_factory=list)
+    verifications: list[Verification] = Field(default_factory=list)
+
+    def table(self, name: str) -> TableEntry | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+    @property
+    def last_verification(self) -> Verification | None:
+        return self.verifications[-1] if self.verifications else None
+
+    @property
+    def verified(self) -> bool:
+        """Verified means the newest verification passed (a later failed one revokes an older pass)."""
+        last = self.last_verification
+        return last is not None and last.passed
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    return json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def manifest_sha256(text: str) -> str:
+    """The confirm token of a restore: it changes whenever the manifest does (a new verification too)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
