@@ -77,7 +77,7 @@ def _fmt(v: float) -> str:
 def _bounds(chart: Chart) -> tuple[float, float, float, float]:
     xs = [x for s in chart.series for x, _ in s.points] + [m.x for m in chart.markers]
     ys = [y for s in chart.series + chart.hlines for _, y in s.points if y is not None]
-    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    x0, x1 = (min(0.0, min(xs)), max(xs)) if xs else (0.0, 1.0)
     if x1 <= x0:
         x1 = x0 + 1.0
     y1 = max(ys) if ys else 1.0
@@ -122,12 +122,17 @@ def render(chart: Chart) -> str:
             f'<line class="ref" x1="{LEFT}" x2="{LEFT + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="{ref.color}" '
             f'stroke-dasharray="{ref.dash or "6 4"}"><title>{escape(ref.name)}: {_fmt(y)}</title></line>'
         )
+    placed: list[tuple[float, int]] = []
     for m in chart.markers:
         x = px(m.x)
+        # Events close in time would hide each other's tags: stack them downwards.
+        row = sum(1 for other, _ in placed if abs(other - x) < 20)
+        placed.append((x, row))
+        tag_y = TOP + 2 + 16 * (row % 8)
         parts.append(
             f'<g class="marker"><line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" stroke="{m.color}" '
-            f'stroke-width="1.5" stroke-dasharray="3 3"/><rect x="{x - 9:.1f}" y="{TOP + 2}" width="18" height="14" '
-            f'rx="3" fill="{m.color}"/><text x="{x:.1f}" y="{TOP + 13}" text-anchor="middle" class="mk">'
+            f'stroke-width="1.5" stroke-dasharray="3 3"/><rect x="{x - 9:.1f}" y="{tag_y}" width="18" height="14" '
+            f'rx="3" fill="{m.color}"/><text x="{x:.1f}" y="{tag_y + 11}" text-anchor="middle" class="mk">'
             f"{escape(m.tag)}</text><title>{escape(m.title)}</title></g>"
         )
     for s in chart.series:

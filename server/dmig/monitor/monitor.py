@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from dmig.context import RunContext
-from dmig.db.urls import display_url
+from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.errors import DmigError, InvalidInput
 from dmig.harness import bus
 from dmig.harness.clock import utc_now
@@ -66,11 +66,13 @@ class Monitor:
             timeline.check_run_id(run_id)
         writes = rc is not None and run_id is not None and not rc.read_only
         self.timeline = timeline.Timeline(timeline.timeline_path(rc, run_id) if writes else None)  # type: ignore[arg-type]
-        self.session = MonitorSession(url, statement_timeout_s=self.thresholds.probe_timeout_seconds)
         self.row_cap = row_cap
+        # Vet user probes before anything touches the database: a refused probe connects nowhere.
+        user = probes.user_probes(probe_queries or [], dialect_of(parse_url(url)), row_cap)
+        self.session = MonitorSession(url, statement_timeout_s=self.thresholds.probe_timeout_seconds)
         self.notes: list[str] = []
         try:
-            self._setup(target or ProbeTarget(), probe_queries or [])
+            self._setup(target or ProbeTarget(), user)
         except BaseException:
             self.session.close()
             raise
@@ -89,13 +91,11 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _setup(self, target: ProbeTarget, queries: list[str]) -> None:
-        dialect = self.session.dialect
-        user = probes.user_probes(queries, dialect, self.row_cap)  # vet before touching the database
+    def _setup(self, target: ProbeTarget, user: list[probes.Probe]) -> None:
         table_probes, notes = probes.table_probes(self.session, target)
         self.probes = [probes.round_trip(), *table_probes, *user]
         self.notes.extend(notes)
-        self.flavor = self.session.flavor or dialect
+        self.flavor = self.session.flavor or self.session.dialect
         self.server = self.session.run(lambda conn: host.locate(conn, self.flavor, self.session.url))
         self.host_sampler = metrics.HostSampler(self.server, self.flavor)
 

@@ -32,6 +32,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .sub{color:#666;font-size:13px} table{border-collapse:collapse;font-size:13px;margin:6px 0}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top} th{background:#f4f4f4}
+td.nw{white-space:nowrap}
 .badge{display:inline-block;color:#fff;border-radius:4px;padding:2px 8px;font-weight:600}
 svg.chart{display:block;margin:8px 0 18px;max-width:100%;height:auto}
 svg .ct{font-size:14px;font-weight:600;fill:#222} svg .tk{font-size:11px;fill:#555}
@@ -39,14 +40,14 @@ svg .ax{font-size:12px;fill:#444} svg .lg{font-size:12px;fill:#333} svg .mk{font
 """
 
 
-def _x(records: list[dict[str, Any]]) -> tuple[float, list[float]]:
+def _x(records: list[dict[str, Any]]) -> list[float]:
     """Seconds since the first record, from timestamps (a resumed run keeps one time axis)."""
     moments = [parse_ts(r.get("ts")) for r in records]
     known = [m for m in moments if m is not None]
     if not known:
-        return 0.0, [float(r.get("elapsed_s") or 0) for r in records]
+        return [float(r.get("elapsed_s") or 0) for r in records]
     origin = min(known)
-    return 0.0, [(m - origin).total_seconds() if m is not None else 0.0 for m in moments]
+    return [(m - origin).total_seconds() if m is not None else 0.0 for m in moments]
 
 
 def _event_color(ev: dict[str, Any]) -> str:
@@ -79,7 +80,7 @@ def _get(d: dict[str, Any], *path: str) -> Any:
 
 
 def build_charts(records: list[dict[str, Any]]) -> tuple[list[str], list[tuple[int, float, dict[str, Any]]]]:
-    _, xs = _x(records)
+    xs = _x(records)
     samples = [(x, r) for x, r in zip(xs, records, strict=True) if r["type"] == "sample"]
     events = [
         (i + 1, x, r)
@@ -174,7 +175,7 @@ def summary_rows(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     felt = [p["latency_ms"] for p in probes if p.get("latency_ms") is not None and (p.get("ok") or p.get("timed_out"))]
     overall = percentiles_of(felt)
     failed = sum(1 for p in probes if not p.get("ok"))
-    _, xs = _x(records)
+    xs = _x(records)
     rates = [s.get("throughput_rows_per_s") for s in samples]
     last = samples[-1] if samples else {}
     triggers = [r for r in records if r["type"] == "event" and r.get("kind") in ("trigger", "escalate")]
@@ -266,7 +267,7 @@ def _events_table(events: list[tuple[int, float, dict[str, Any]]]) -> str:
         rule = f"{ev.get('rule')} → {ev.get('action')}" if ev.get("rule") else ""
         rows.append(
             f"<tr class='event'><td><span class='badge' style='background:{color}'>{n}</span></td>"
-            f"<td>{x:.1f}</td><td>{escape(str(ev.get('ts')))}</td><td>{escape(str(ev.get('kind')))}</td>"
+            f"<td>{x:.1f}</td><td class='nw'>{escape(str(ev.get('ts')))}</td><td>{escape(str(ev.get('kind')))}</td>"
             f"<td>{escape(rule)}</td><td>{escape(str(ev.get('detail', '')))}</td></tr>"
         )
     rows.append("</table>")

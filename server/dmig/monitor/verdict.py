@@ -190,20 +190,21 @@ class TriggerBoard:
         st = self.states[c.rule]
         if c.breached is None:  # not measurable: neither a breach nor proof of health
             return None
-        if c.breached and c.enabled:
+        rule = self.thresholds.rule(c.rule)  # the board's thresholds decide, whatever the check carries
+        if c.breached and rule.enabled:
             st.breaches, st.healthy, st.message = st.breaches + 1, 0, c.message
             if not st.triggered and st.breaches >= self.thresholds.needed(c.rule, "breaches_to_trigger"):
                 st.triggered, st.since = True, utc_now()
-                if c.action == "rollback" and self.latched is None:
+                if rule.action == "rollback" and self.latched is None:
                     self.latched = Reason(
-                        rule=c.rule, action=c.action, severity=c.severity, message=c.message, since=st.since
+                        rule=c.rule, action=rule.action, severity=rule.severity, message=c.message, since=st.since
                     )
-                return Transition("trigger", c.rule, c.action, c.severity, c.message)
+                return Transition("trigger", c.rule, rule.action, rule.severity, c.message)
             return None
         st.breaches, st.healthy = 0, st.healthy + 1
         if st.triggered and st.healthy >= self.thresholds.needed(c.rule, "healthy_to_resume"):
             st.triggered, st.since = False, None
-            return Transition("clear", c.rule, c.action, c.severity, c.message)
+            return Transition("clear", c.rule, rule.action, rule.severity, c.message)
         return None
 
     def _pause_clock(self, verdict: Verdict, now: float) -> Transition | None:
