@@ -1,0 +1,80 @@
+"""The executor's bridge to ``dmig.backup`` (verified backups), imported lazily.
+
+Contract destroys the old shape, so it first needs a backup of the affected tables that a test
+restore has proven. When the backup module is missing (or its API is not the one this bridge
+knows), contract is refused unless the plan waived the backup, which the planner never allows
+for a production database.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dmig.errors import Conflict, DmigError
+
+SERVICE = "dmig.backup.service"
+
+
+def _service() -> ModuleType | None:
+    try:
+        return importlib.import_module(SERVICE)
+    except ImportError:
+        return None
+
+
+def unavailable_reason() -> str | None:
+    svc = _service()
+    if svc is None:
+        return f"{SERVICE} is not installed"
+    missing = [f for f in ("latest_verified_backup", "backup_tables") if not hasattr(svc, f)]
+    return f"{SERVICE} lacks {', '.join(missing)}" if missing else None
+
+
+def backup_state(project_dir: Path, ref: str | None, tables: list[str]) -> tuple[bool | None, str]:
+    """(satisfied, detail) for the planner's checklist."""
+    why = unavailable_reason()
+    if why:
+        return False, f"no verified backup can be taken: {why}; contract will refuse unless the plan waives it"
+    if ref is None:
+        return None, "the plan stores no URL reference, so existing backups cannot be looked up; contract takes one"
+    try:
+        found = _service().latest_verified_backup(project_dir=project_dir, url=ref, tables=tables)  # type: ignore[union-attr]
+    except (DmigError, TypeError) as exc:
+        return None, f"could not look up backups: {exc}"
+    if not found:
+        return False, "no verified backup of the affected tables yet; contract takes one before dropping anything"
+    return True, f"verified backup present: {_describe(found)}"
+
+
+def take_verified_backup(project_dir: Path, url: str, tables: list[str], label: str) -> dict[str, Any]:
+    """Back up ``tables`` and verify the backup by a test restore; raise Conflict when impossible."""
+    why = unavailable_reason()
+    if why:
+        raise Conflict(
+            f"contract refused: it needs a verified backup of {', '.join(tables)} and {why}. Install/enable the "
+            "backup module, or (not for production) re-plan with waive_backup and a reason",
+            reason="backup_unavailable",
+        )
+    svc = _service()
+    try:
+        result = svc.backup_tables(project_dir=project_dir, url=url, tables=tables, label=label, verify=True)  # type: ignore[union-attr]
+    except TypeError as exc:
+        raise Conflict(f"contract refused: {SERVICE}.backup_tables has an unexpected interface ({exc})") from None
+    info = (
+        result
+        if isinstance(result, dict)
+        else getattr(result, "model_dump", lambda **_: {"result": str(result)})(mode="json")
+    )
+    verified = info.get("verified")
+    if verified is False or (isinstance(verified, dict) and not verified.get("ok", True)):
+        raise Conflict("contract refused: the backup taken before contract did not verify", backup=info)
+    return info
+
+
+def _describe(found: Any) -> str:
+    if isinstance(found, dict):
+        return str(found.get("id") or found.get("path") or found)
+    return str(getattr(found, "id", None) or getattr(found, "path", None) or found)
