@@ -228,6 +228,66 @@ def _nullable(fn: Converter) -> Converter:
     return lambda v: None if v is None else fn(v)
 
 
+def _fast(expected: type, slow: Converter) -> Converter:
+    """Values already of the expected Python type (the common case) pass with one type check."""
+
+    def convert(v: Any) -> Any:
+        if v is None or type(v) is expected:
+            return v
+        return slow(v)
+
+    return convert
+
+
+def _from_iso(parse: Callable[[str], Any], slow: Converter) -> Converter:
+    """SQLite keeps dates and timestamps as ISO text: parse it directly, anything else the slow way."""
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if type(v) is str:
+            try:
+                return parse(v)
+            except ValueError:
+                pass
+        return slow(v)
+
+    return convert
+
+
+_SQLITE_FAST: dict[str, tuple[type, Converter]] = {
+    "int": (int, _int),
+    "float": (float, _float),
+    "bytes": (bytes, _bytes),
+    "bool": (bool, _bool),
+    "string": (str, _text),
+    "text": (str, _text),
+    "enum": (str, _text),
+    "json": (str, _text),
+    "uuid": (str, _text),
+    "other": (str, _text),
+}
+
+
+def _sqlite_source(kind: Kind) -> Converter:
+    n = kind.name
+    if n in _SQLITE_FAST:
+        expected, slow = _SQLITE_FAST[n]
+        return _fast(expected, slow)
+    if n == "date":
+        return _from_iso(dt.date.fromisoformat, _date)
+    if n == "datetime" and not kind.tz:
+        return _from_iso(_naive_iso, lambda v: _datetime(v, False))
+    return _nullable(to_kind(kind))
+
+
+def _naive_iso(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is not None:
+        raise ValueError("aware")  # handled by the slow path (converted to UTC)
+    return value
+
+
 def _mysql_zero_date(fn: Converter, column: str, warn: WarnFn) -> Converter:
     """MySQL returns zero/invalid dates as strings: NULL plus a counted warning (documented)."""
 
@@ -261,7 +321,7 @@ def source_converter(kind: Kind, source: str, target: str, column: str, warn: Wa
             return _nullable(_int) if target != "mysql" else None  # BIT arrives as bytes
         return None
     # SQLite: dynamic typing, every declared kind needs a check (JSON is validated by the target itself).
-    return _nullable(_text if n == "json" else to_kind(kind))
+    return _sqlite_source(kind)
 
 
 def _sqlite_datetime(v: dt.datetime) -> str:
@@ -303,9 +363,9 @@ def target_adapter(kind: Kind, target: str) -> Converter | None:
         if n == "time":
             return _nullable(lambda v: v.strftime("%H:%M:%S.%f") if isinstance(v, dt.time) else _text(v))
         if n == "int":
-            return _nullable(_text if kind.unsigned and (kind.bits or 64) >= 64 else _sqlite_int)
+            return _nullable(_text) if kind.unsigned and (kind.bits or 64) >= 64 else _fast(int, _sqlite_int)
         if n in ("uuid", "other", "json", "text", "string", "enum"):
-            return _nullable(_text)
+            return _fast(str, _text)
         return None
     return None
 
