@@ -213,6 +213,7 @@ class _Copy:
                 with self.tgt.connect() as conn:
                     if not S.is_empty(conn, e.target.table):
                         conflicts.append(e.plan.target_table)
+        self._check_existing_columns([e for e in entries if exists[e.name]], insp)
         if conflicts:
             raise Conflict(
                 f"create mode: target table(s) {', '.join(conflicts)} already exist and are not empty; "
@@ -236,6 +237,19 @@ class _Copy:
                 self._plan_partitions(e, start)
                 self.store.set_table_state(e.name, "loading", info)
             e.since_column, e.since_value = info.get("since_column"), info.get("since_value")
+
+    def _check_existing_columns(self, entries: list[Entry], insp: sa.Inspector) -> None:
+        """Loading into an existing table needs every mapped column there; say which are missing."""
+        for e in entries:
+            have = {c["name"] for c in insp.get_columns(e.plan.target_table, schema=e.plan.target_schema)}
+            missing = [c.name for c in e.spec.columns if c.name not in have]
+            if missing:
+                raise Conflict(
+                    f"target table {e.plan.target_table} exists without column(s) {', '.join(missing)}; "
+                    "add them, exclude them (mapping.exclude_columns) or copy into a new table",
+                    table=e.plan.target_table,
+                    missing=missing,
+                )
 
     def _truncate(self, entries: list[Entry]) -> None:
         if not entries:
