@@ -33,6 +33,7 @@ class RunContext:
     read_only: bool = False
     progress: ProgressFn = _no_progress
     actor: str = "AG-DATAMIGRATION"
+    front_end: str = "cli"
 
     def project_path(self, value: str | os.PathLike[str] | None, *, default: str | None = None) -> Path:
         """Resolve a user-given path and refuse anything outside the project (symlinks included)."""

@@ -91,7 +91,9 @@ def _make_handler(spec: ToolSpec, base: RunContext):
             except Exception:  # progress is best effort; never fail the work for it
                 log.debug("progress notification failed", exc_info=True)
 
-        rc = RunContext(project_dir=base.project_dir, read_only=base.read_only, progress=progress, actor=base.actor)
+        rc = RunContext(
+            project_dir=base.project_dir, read_only=base.read_only, progress=progress, actor=base.actor, front_end="mcp"
+        )
         try:
             _refuse_unknown_arguments(ctx, spec)
             given = set(getattr(getattr(ctx, "_input_params", None), "arguments", None) or {})

@@ -9,12 +9,14 @@ needs editing to add a tool, which keeps the MCP server, the CLI and the docs in
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from dmig.context import RunContext
 
@@ -37,6 +39,9 @@ class ToolSpec:
     cli_exit_code: Callable[[Any], int] | None = None
     cli_render: Callable[[Any], str] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # Which input fields hold database URLs and whether the tool writes to them. None: inferred from
+    # the field names (url/source/target...; a writing tool is taken to write to every non-source URL).
+    url_fields: dict[str, str] | None = None
 
     @property
     def command(self) -> str:
@@ -62,11 +67,83 @@ def tools_for(read_only: bool) -> list[ToolSpec]:
     return [t for t in all_tools() if t.read_only or not read_only]
 
 
+_URL_FIELD_NAMES = ("url", "source_url", "target_url", "source", "target")
+
+
+def url_fields(spec: ToolSpec) -> dict[str, str]:
+    if spec.url_fields is not None:
+        return spec.url_fields
+    fields = {}
+    for name in spec.input_model.model_fields:
+        if name in _URL_FIELD_NAMES:
+            fields[name] = "read" if spec.read_only or name.startswith("source") else "write"
+    return fields
+
+
+def _apply_policy(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> dict[str, Any]:
+    """Resolve aliases and refuse databases the project's policy does not allow (see dmig.policy)."""
+    from dmig import policy as pol
+
+    loaded = pol.load(rc.project_dir)
+    if loaded is None:
+        return arguments
+    out = dict(arguments)
+    for name, access in url_fields(spec).items():
+        value = out.get(name)
+        if isinstance(value, str) and value:
+            resolved = pol.resolve(loaded, value, access, field=name)  # type: ignore[arg-type]
+            out[name] = resolved.value
+            if spec.destructive and resolved.entry is not None and resolved.entry.production and access == "write":
+                pol.require_recent_verified_backup(rc, resolved)
+    nested = out.get("spec")
+    if isinstance(nested, dict):
+        nested = dict(nested)
+        for key in ("source", "target"):
+            if isinstance(nested.get(key), str):
+                nested[key] = pol.resolve(loaded, nested[key], "read", field=f"spec.{key}").value
+        out["spec"] = nested
+    return out
+
+
 def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseModel:
-    """Validate, guard and call: the one code path both front ends use."""
+    """Validate, guard, call and audit: the one code path both front ends use."""
     if rc.read_only and not spec.read_only:
         from dmig.errors import ReadOnlyMode
 
         raise ReadOnlyMode(f"tool {spec.name} is not available in read-only mode")
-    inp = spec.input_model.model_validate(arguments)
-    return spec.func(inp, rc)
+    if spec.read_only:
+        return spec.func(spec.input_model.model_validate(_apply_policy(spec, arguments, rc)), rc)
+    return _run_audited(spec, arguments, rc)
+
+
+def _run_audited(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseModel:
+    from dmig import audit
+    from dmig.errors import DmigError
+
+    started = time.perf_counter()
+    outcome, result = "error:E_INTERNAL", None
+    try:
+        inp = spec.input_model.model_validate(_apply_policy(spec, arguments, rc))
+        out = spec.func(inp, rc)
+        outcome, result = "ok", out.model_dump(mode="json")
+        return out
+    except DmigError as exc:
+        outcome = f"error:{exc.code}"
+        raise
+    except ValidationError:
+        outcome = "error:E_INVALID_INPUT"
+        raise
+    finally:
+        try:
+            audit.record(
+                rc.project_dir,
+                actor=rc.actor,
+                front_end=rc.front_end,
+                tool=spec.name,
+                arguments=arguments,
+                started=started,
+                outcome=outcome,
+                result=result,
+            )
+        except Exception:  # the audit must never turn a finished change into a reported failure
+            logging.getLogger("dmig.audit").warning("could not append to the audit log", exc_info=True)

@@ -4,7 +4,8 @@ Order matters because verify itself writes status.json and session-state.json: t
 checked clean *before* the tests run, the commit to tag is captured then, and verify's own
 writes land afterwards, so they can never make a clean tree look dirty or a dirty one clean.
 The only files ignored in the cleanliness check are the transient ``.lock`` siblings that the
-harness creates next to its files.
+harness creates next to its files, and the append-only audit log that every writing tool call
+(this one included) extends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from dmig.audit import AUDIT_PATH
 from dmig.context import RunContext
 from dmig.errors import Conflict, InvalidInput
 from dmig.harness import environment, gitinfo, jsonio, session, status, verify
@@ -40,7 +42,7 @@ def _clean_tree_commit(files: ProjectFiles) -> str:
     sha = gitinfo.head_sha(root)
     if sha is None:
         raise Conflict("baseline needs at least one commit to tag")
-    ignored = files.lock_files()
+    ignored = files.lock_files() | {AUDIT_PATH.as_posix()}
     dirty = [f"{code} {path}" for code, path in gitinfo.porcelain(root) if path not in ignored]
     if dirty:
         raise Conflict(
