@@ -57,7 +57,28 @@ class RunOutcome(BaseModel):
     validation_passed: bool | None = None
     statements: list[Statement] = Field(default_factory=list, description="Dry run: everything that would run.")
     warnings: list[str] = Field(default_factory=list)
+    measured: list[dict[str, Any]] = Field(
+        default_factory=list, description="Measured facts for self_improve: dialect, operation, rows, seconds."
+    )
     next_action: str = ""
+
+
+def measured_facts(plan: Plan, results: list[bf.BackfillResult]) -> list[dict[str, Any]]:
+    """What this run measured, in self_improve's measured-fact shape (the planner reads it back)."""
+    return [
+        {
+            "dialect": plan.target.dialect,
+            "operation": "backfill",
+            "rows": r.rows,
+            "seconds": r.seconds,
+            "table": r.table,
+            "batch_size": b.backfill.batch_size,
+            "server_version": plan.target.server_version,
+        }
+        for r in results
+        for b in plan.backfills
+        if b.backfill.step_id == r.step_id and r.rows > 0 and r.seconds > 0
+    ]
 
 
 def dry_run_statements(plan: Plan) -> list[Statement]:
@@ -241,6 +262,7 @@ def run_plan(
             "validation": results,
             "validation_passed": passed,
             "warnings": warnings,
+            "measured": measured_facts(plan, backfills),
             "next_action": (
                 f"deploy the application steps of the plan's pattern, then complete_migration with confirm="
                 f"{plan.checksum}"

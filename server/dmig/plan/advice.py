@@ -152,6 +152,7 @@ def checklist(
     spec: MigrationSpec,
     tables: list[TableFacts],
     findings: list[Finding],
+    sql_findings: list[Finding],
     backup: BackupPolicy,
     backup_state: tuple[bool | None, str],
     ledger_state: tuple[bool | None, str],
@@ -159,16 +160,24 @@ def checklist(
 ) -> list[ChecklistItem]:
     errors = [f for f in findings if f.severity == "error" and not f.ignored]
     warnings = [f for f in findings if f.severity == "warning" and not f.ignored]
+    sql_errors = [f for f in sql_findings if f.severity == "error" and not f.ignored]
     missing = [t.name for t in tables if not t.exists]
     uncounted = [t.name for t in tables if t.exists and t.rows is None]
     estimated = [t.name for t in tables if t.exists and t.rows is not None and not t.rows_exact]
     items = [
         ChecklistItem(
             id="lint_clean",
-            item="Lint finds no errors (warnings reviewed)",
+            item="The spec's lint finds no errors (warnings reviewed)",
             satisfied=not errors,
             detail=f"{len(errors)} error(s), {len(warnings)} warning(s)"
             + (": " + "; ".join(f"{f.rule}: {f.message}" for f in errors[:5]) if errors else ""),
+        ),
+        ChecklistItem(
+            id="sql_lint_reviewed",
+            item="The SQL linter's findings on the generated statements are reviewed",
+            satisfied=True if not sql_errors else None,
+            detail=f"{len(sql_errors)} error finding(s) on generated SQL (see each step)"
+            + (": " + "; ".join(f"{f.rule}: {f.message}" for f in sql_errors[:3]) if sql_errors else ""),
         ),
         ChecklistItem(
             id="timeouts_set",
