@@ -39,25 +39,25 @@ DEFAULT_ROOT = "docs/migrations/backups"
 MANIFEST = "manifest.json"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$")
 LEDGER_MODULE = "dmig.execute.ledger"
 
 
 def new_backup_id(now: dt.datetime | None = None) -> str:
+    """UTC time to the millisecond first, so ids sort in creation order; random tail against collisions."""
     now = now or dt.datetime.now(dt.UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+    return f"{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z-{secrets.token_hex(4)}"
 
 
 def check_id(backup_id: str) -> str:
     if not _ID.match(backup_id or ""):
-        raise InvalidInput(f"{backup_id!r} is not a backup id (e.g. 20250101T120000Z-1a2b3c4d)", reason="bad_id")
+        raise InvalidInput(f"{backup_id!r} is not a backup id (e.g. 20250101T120000123Z-1a2b3c4d)", reason="bad_id")
     return backup_id
 
 
 def root_dir(rc: RunContext, folder: str | None) -> Path:
-    """The backups folder, inside the project (refused otherwise), created 0700 on demand."""
-    root = rc.project_path(folder, default=DEFAULT_ROOT)
-    return root
+    """The backups folder, inside the project (refused otherwise); created 0700 when first written."""
+    return rc.project_path(folder, default=DEFAULT_ROOT)
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -231,8 +231,8 @@ def plan_prune(
 
 
 def _age_days(e: Entry, now: dt.datetime) -> float:
-    stamp = e.backup_id.split("-", 1)[0]
-    created = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    stamp = e.backup_id[:15]
+    created = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
     return (now - created).total_seconds() / 86400
 
 

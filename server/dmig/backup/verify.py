@@ -68,7 +68,9 @@ def check_files(folder: Path, manifest: Manifest) -> tuple[dict[str, str], list[
 def resolve_url(manifest: Manifest, url: str | None) -> URL | None:
     if manifest.source.dialect == "sqlite":
         return None
-    raw = url or manifest.source.url_ref
+    # A source URL without a password was stored in full (nothing to mask): it can be reused as is.
+    reusable = manifest.source.url if "***" not in manifest.source.url else None
+    raw = url or manifest.source.url_ref or reusable
     if not raw:
         raise InvalidInput(
             f"pass `url` (a {manifest.source.dialect} server where a scratch database may be created; env:NAME works): "
