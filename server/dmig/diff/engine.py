@@ -38,16 +38,19 @@ Checksum = tuple[int, int]
 WorkItem = tuple[Segment, Checksum, Checksum]
 BUCKETS_PER_QUERY = 4096  # bounds one grouped query's result size and running time
 QUERY_WINDOW = 4  # grouped queries in flight per side
+LEAF_ROWS_PER_QUERY = 16_384  # small segments fetched together, up to this many rows
+LEAF_RANGES_PER_QUERY = 64
 
 
 @dataclass(frozen=True)
 class Options:
     segments: int | None = None
-    segment_rows: int = 16_384
+    segment_rows: int = 16_384  # first-level segment size for sampled (non-integer) keys
+    bucket_rows: int = 256  # first-level bucket size for integer keys (one grouped pass computes them all)
     bisection_factor: int = 8
     download_threshold: int = 2_048
     limit: int = 100
-    batch: int = 8
+    batch: int = 32
 
 
 @dataclass
@@ -149,7 +152,8 @@ class KeyedDiff:
             return []
         lo, hi = min(lows), max(highs) + 1
         est = max(self.plan.src.side.estimated_rows or 0, self.plan.tgt.side.estimated_rows or 0) or (hi - lo)
-        buckets = self.opts.segments or max(1, math.ceil(est / max(1, self.opts.download_threshold // 2)))
+        per_bucket = min(self.opts.bucket_rows, self.opts.download_threshold)
+        buckets = self.opts.segments or max(1, math.ceil(est / per_bucket))
         width = max(1, math.ceil((hi - lo) / buckets))
         buckets = math.ceil((hi - lo) / width)
         self.counters.segments_initial = buckets
@@ -168,7 +172,7 @@ class KeyedDiff:
                     seg = Segment((lo + bucket * width,), (min(lo + (bucket + 1) * width, hi),), 0)
                     pairs.append((seg, by_src.get(bucket, (0, 0)), by_tgt.get(bucket, (0, 0))))
                 out.extend(self._first_level(pairs))
-            self.counters.segments_checked += len(chunk)
+                self.counters.segments_checked += len(pairs)
             self._report_progress()
         return out
 
@@ -316,16 +320,27 @@ class KeyedDiff:
     def _fetch(sp: SidePlan, stmt: Any) -> list[Any]:
         return sp.side.submit(lambda conn: sp.side.execute(conn, stmt)).result()
 
-    def _download(self, items: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> None:
-        if not items:
-            return
+    def _download(self, items: list[WorkItem]) -> None:
+        """Fetch small mismatching segments, several per query, both sides at once, and compare rows."""
+        groups: list[list[WorkItem]] = [[]]
+        budget = 0
+        for item in items:
+            rows = max(item[1][0], item[2][0])
+            if groups[-1] and (budget + rows > LEAF_ROWS_PER_QUERY or len(groups[-1]) >= LEAF_RANGES_PER_QUERY):
+                groups.append([])
+                budget = 0
+            groups[-1].append(item)
+            budget += rows
         src, tgt = self.plan.src, self.plan.tgt
-        fs = [self._submit(src, src.leaf(seg)) for seg, _a, _b in items]
-        ft = [self._submit(tgt, tgt.leaf(seg)) for seg, _a, _b in items]
-        for (_seg, a, b), f_src, f_tgt in zip(items, fs, ft, strict=True):
+        pending = []
+        for group in groups:
+            if group:
+                segs = [seg for seg, _a, _b in group]
+                pending.append((group, self._submit(src, src.leaves(segs)), self._submit(tgt, tgt.leaves(segs))))
+        for group, f_src, f_tgt in pending:
             self._compare_leaf(self._index(f_src.result(), "source"), self._index(f_tgt.result(), "target"))
-            self.counters.leaf_downloads += 1
-            self.counters.settled_rows += max(a[0], b[0])
+            self.counters.leaf_downloads += len(group)
+            self.counters.settled_rows += sum(max(a[0], b[0]) for _seg, a, b in group)
 
     def _index(self, rows: list[Any], label: str) -> dict[CKey, tuple[tuple[Any, ...], int]]:
         n = self._nkey

@@ -118,8 +118,13 @@ class SidePlan:
         stmt = sa.select(bucket, sa.func.count(), sum_sql(self.dialect, self.hash_expr()))
         return self.filtered(stmt, seg).group_by(bucket)
 
-    def leaf(self, seg: Segment) -> sa.Select[Any]:
-        return self.filtered(sa.select(*self.canon_keys(), *self.key_cols, self.hash_expr().label("h")), seg)
+    def leaves(self, segs: list[Segment]) -> sa.Select[Any]:
+        """(canonical key, raw key, row hash) of every row in several small segments: one round trip."""
+        stmt = sa.select(*self.canon_keys(), *self.key_cols, self.hash_expr().label("h")).select_from(self.table)
+        preds = [range_predicate(self.order_exprs, self.key_types, seg) for seg in segs]
+        if all(p is not None for p in preds):
+            stmt = stmt.where(sa.or_(*preds))
+        return stmt.where(self.where) if self.where is not None else stmt
 
     def keys(self, seg: Segment, limit: int) -> sa.Select[Any]:
         stmt = sa.select(*self.canon_keys(), *self.key_cols)
