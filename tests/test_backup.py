@@ -67,7 +67,7 @@ def test_restore_after_deleting_rows_is_checksum_identical(db_url, fmt, project)
     run_sql(db_url, "DELETE FROM nasty WHERE id NOT IN (SELECT nasty_id FROM child)")
     assert not diff_table(db_url, db_url, "nasty", target_table="nasty_ref").equal
 
-    restored = service.restore_tables(root(project), backup_id, db_url, confirm=confirm)
+    restored = service.restore_tables(project, backup_id, db_url, confirm=confirm)
     assert restored.all_checksums_ok, restored
     assert {t.table: t.rows for t in restored.tables} == {"nasty": 4, "child": 10}
     assert _diff_checksum(db_url, "nasty") == out.manifest.table("nasty").checksum.token
@@ -118,13 +118,13 @@ def test_restore_refusals(sqlite_url, project):
     backup_id = take(project, sqlite_url).manifest.backup_id
     sha = service.list_backups(root(project), project).backups[0].manifest_sha256
     with pytest.raises(Conflict, match="verif"):  # unverified: refused even with the right token
-        service.restore_tables(root(project), backup_id, sqlite_url, confirm=sha)
+        service.restore_tables(project, backup_id, sqlite_url, confirm=sha)
 
     sha = verify(project, backup_id).manifest_sha256
     with pytest.raises(ConfirmationRequired):
-        service.restore_tables(root(project), backup_id, sqlite_url, confirm=None)
+        service.restore_tables(project, backup_id, sqlite_url, confirm=None)
     with pytest.raises(ConfirmationRequired):
-        service.restore_tables(root(project), backup_id, sqlite_url, confirm="0" * 64)
+        service.restore_tables(project, backup_id, sqlite_url, confirm="0" * 64)
 
     spec = next(t for t in all_tools() if t.name == "restore_backup")
     assert spec.destructive and not spec.read_only
@@ -207,12 +207,22 @@ def test_latest_verified_backup(sqlite_url, project):
     create_tables(sqlite_url)
     first = take(project, sqlite_url).manifest.backup_id
     take(project, sqlite_url, tables=["nokey"])  # newer, never verified
-    r = root(project)
-    assert service.latest_verified_backup(r, sqlite_url, ["nasty"]) is None
+    assert service.latest_verified_backup(project, sqlite_url, ["nasty"]) is None
     verify(project, first)
-    found = service.latest_verified_backup(r, sqlite_url, ["nasty", "child"], max_age=dt.timedelta(hours=1))
+    found = service.latest_verified_backup(project, sqlite_url, ["nasty", "child"], max_age=dt.timedelta(hours=1))
     assert found is not None and found.backup_id == first
-    assert service.latest_verified_backup(r, sqlite_url, ["missing_table"]) is None
+    assert service.latest_verified_backup(project, sqlite_url, ["missing_table"]) is None
+    assert service.latest_verified_backup(project, sqlite_url, max_age=dt.timedelta(0)) is None
+
+
+def test_backup_tables_for_the_executor(mysql_url, project):
+    """The executor's contract step: one call that backs up, verifies and says so."""
+    create_tables(mysql_url)
+    info = service.backup_tables(project, mysql_url, ["nasty"], label="before-contract-p1")
+    assert info["verified"] is True and info["problems"] == []
+    assert manifest(project, info["id"]).label == "before-contract-p1"
+    found = service.latest_verified_backup(project, mysql_url, ["nasty"])
+    assert found is not None and found.backup_id == info["id"]
 
 
 def test_manifest_is_json_with_timings_and_versions(mysql_url, project):
@@ -224,3 +234,13 @@ def test_manifest_is_json_with_timings_and_versions(mysql_url, project):
     assert doc["seconds_total"] >= 0 and all("seconds" in t for t in doc["tables"])
     assert "before and after" in doc["consistency"]
     assert set(doc["schema_files"]) == {"schema.json", "schema.sqlite.sql", "schema.postgresql.sql", "schema.mysql.sql"}
+
+
+def test_executor_bridge_uses_this_api(sqlite_url, project):
+    bridge = pytest.importorskip("dmig.execute.backups")
+    create_tables(sqlite_url)
+    assert bridge.unavailable_reason() is None
+    info = bridge.take_verified_backup(project, sqlite_url, ["nasty", "child"], label="before-contract-x")
+    assert info["verified"] is True
+    ok, detail = bridge.backup_state(project, sqlite_url, ["nasty"])
+    assert ok is True and info["id"] in detail

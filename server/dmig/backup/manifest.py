@@ -92,6 +92,7 @@ class Verification(_Model):
 class Manifest(_Model):
     manifest_version: int = MANIFEST_VERSION
     backup_id: str
+    label: str | None = Field(default=None, description="Why it was taken (e.g. before-contract-<plan id>).")
     created_at: str
     format: Format
     source: SourceInfo
@@ -111,6 +112,11 @@ class Manifest(_Model):
     compression: str = "gzip"
     warnings: list[str] = Field(default_factory=list)
     verifications: list[Verification] = Field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """Callers that describe any backup-like object by its ``id`` (the executor's bridge) get the backup id."""
+        return self.backup_id
 
     def table(self, name: str) -> TableEntry | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -43,6 +43,7 @@ from dmig.backup.results import (
 from dmig.backup.schema import NEUTRAL_NAME, SCRIPT_NAMES, capture
 from dmig.backup.session import begin_snapshot, connection, db_error, end_snapshot
 from dmig.backup.store import (
+    DEFAULT_ROOT,
     Entry,
     backup_dir,
     delete_backup,
@@ -58,6 +59,7 @@ from dmig.backup.store import (
     write_manifest,
 )
 from dmig.backup.verify import verify_backup as _verify
+from dmig.context import RunContext
 from dmig.db import dialects
 from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.errors import ConfirmationRequired, Conflict, DmigError, InvalidInput, NotFound
@@ -235,6 +237,7 @@ def take_backup(
     schema: str | None = None,
     fmt: str = "portable",
     encrypt_key_env: str | None = None,
+    label: str | None = None,
     progress: ProgressFn | None = None,
     project_dir: Path | None = None,
 ) -> BackupResult:
@@ -271,6 +274,7 @@ def take_backup(
                     entries, extra, consistency = run.native(dialect, chosen, snapshot, resolved_schema or "")
                 manifest = Manifest(
                     backup_id=backup_id,
+                    label=label,
                     created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     format=fmt,  # type: ignore[arg-type]
                     source=SourceInfo(
@@ -392,19 +396,29 @@ def prune_backups(
 # --- restoring ---------------------------------------------------------------------------------
 
 
+def backups_root(project_dir: Path, folder: str | None = None) -> Path:
+    """The backups folder of a project (``docs/migrations/backups`` unless configured), inside it."""
+    return RunContext(project_dir=Path(project_dir)).project_path(folder, default=DEFAULT_ROOT)
+
+
 def restore_tables(
-    root: Path,
+    project_dir: Path,
     backup_id: str,
     url: str,
     *,
     confirm: str | None,
     tables: list[str] | None = None,
     target_schema: str | None = None,
+    folder: str | None = None,
     progress: ProgressFn | None = None,
 ) -> RestoreResult:
-    """Replace the rows of ``tables`` (default: all in the backup) with the backup's; destructive."""
-    folder = backup_dir(root, backup_id)
-    manifest, sha = read_manifest(folder)
+    """Replace the rows of ``tables`` (default: all in the backup) with the backup's; destructive.
+
+    Refused unless the backup's newest verification passed and ``confirm`` is its manifest sha256.
+    One transaction: on failure the tables are unchanged (``Conflict`` names the table).
+    """
+    folder_path = backup_dir(backups_root(project_dir, folder), backup_id)
+    manifest, sha = read_manifest(folder_path)
     if not manifest.verified:
         raise Conflict(
             f"backup {backup_id} has no passing verification: run verify_backup first (a restore is only allowed "
@@ -425,7 +439,7 @@ def restore_tables(
     target = Target(parsed, dialect, target_schema, scratch=False)
     report = progress or _quiet
     started = time.monotonic()
-    outcomes = restore(folder, manifest, target, chosen, key, lambda msg: report(0, None, msg))
+    outcomes = restore(folder_path, manifest, target, chosen, key, lambda msg: report(0, None, msg))
     seconds = round(time.monotonic() - started, 3)
     warnings: list[str] = []
     same_dialect = dialect == manifest.source.dialect
@@ -463,13 +477,20 @@ def restore_tables(
 
 
 def latest_verified_backup(
-    root: Path,
+    project_dir: Path,
     url: str,
     tables: list[str] | None = None,
     max_age: dt.timedelta | None = None,
+    *,
     schema: str | None = None,
+    folder: str | None = None,
 ) -> Manifest | None:
-    """The newest backup of this database whose newest verification passed and that holds ``tables``."""
+    """The newest backup of this database whose newest verification passed and that holds ``tables``.
+
+    The database is matched by its masked URL (so ``env:NAME`` and the literal URL agree) and
+    dialect; ``max_age`` bounds how old the backup may be (a policy's max_backup_age).
+    """
+    root = backups_root(project_dir, folder)
     parsed = parse_url(url)
     masked = display_url(parsed)
     dialect = dialect_of(parsed)
@@ -488,7 +509,50 @@ def latest_verified_backup(
     return None
 
 
+def backup_tables(
+    project_dir: Path,
+    url: str,
+    tables: list[str] | None = None,
+    *,
+    label: str | None = None,
+    verify: bool = True,
+    fmt: str = "portable",
+    folder: str | None = None,
+) -> dict[str, object]:
+    """Take a backup and (by default) verify it: the executor's one call before a destructive step.
+
+    Returns a JSON-able summary: ``id``/``backup_id``, ``path`` (relative to the project),
+    ``verified`` (bool), ``manifest_sha256`` (restore's confirm), ``problems``, ``restore_seconds``.
+    """
+    root = backups_root(project_dir, folder)
+    taken = take_backup(root, url, tables=tables, fmt=fmt, label=label, project_dir=Path(project_dir))
+    info: dict[str, object] = {
+        "id": taken.backup.backup_id,
+        "backup_id": taken.backup.backup_id,
+        "path": taken.backup.folder,
+        "label": label,
+        "tables": taken.backup.tables,
+        "rows": taken.backup.rows,
+        "verified": None,
+        "manifest_sha256": taken.backup.manifest_sha256,
+        "problems": [],
+        "restore_seconds": None,
+        "warnings": taken.warnings,
+    }
+    if verify:
+        result = verify_backup(root, taken.backup.backup_id, url)
+        info.update(
+            verified=result.passed,
+            manifest_sha256=result.manifest_sha256,
+            problems=result.problems,
+            restore_seconds=result.verification.restore_seconds,
+        )
+    return info
+
+
 __all__ = [
+    "backup_tables",
+    "backups_root",
     "latest_verified_backup",
     "list_backups",
     "prune_backups",

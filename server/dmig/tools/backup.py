@@ -120,12 +120,13 @@ def prune_backups(inp: PruneInput, rc: RunContext) -> PruneResult:
 def restore_backup(inp: RestoreInput, rc: RunContext) -> RestoreResult:
     rc.require_writable("restoring a backup")
     return service.restore_tables(
-        root_dir(rc, inp.folder),
+        rc.project_dir,
         inp.backup_id,
         inp.url,
         confirm=inp.confirm,
         tables=inp.tables,
         target_schema=inp.target_schema,
+        folder=inp.folder,
         progress=rc.progress,
     )
 
