@@ -168,3 +168,52 @@ def test_restart_forgets_checkpoints(tmp_path: Path, project: Path) -> None:
     assert again.already_complete and _count(tgt) == 0
     fresh = run_copy(src, tgt, project, mode="append", restart=True)
     assert fresh.ok and not fresh.already_complete and _count(tgt) == 120
+
+
+def test_table_without_a_key_is_copied_in_one_transaction(tmp_path: Path, pg_url: str, project: Path) -> None:
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    _exec(src, "CREATE TABLE log (at TEXT, msg TEXT)")
+    e = engine(src)
+    with e.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO log VALUES (?, ?)", [(f"t{i % 10}", f"m{i}") for i in range(1000)])
+    e.dispose()
+    out = run_copy(src, pg_url, project, batch_size=64)
+    assert out.ok and out.tables[0].rows == 1000 and out.tables[0].partitions == 1
+    assert any("no primary key" in n for n in out.tables[0].notes)
+    assert out.verification.tables[0].counts_match and out.verification.tables[0].checksum == "match"
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+def test_foreign_keys_are_built_after_the_load_and_orphans_are_reported(
+    request: pytest.FixtureRequest, tmp_path: Path, project: Path, kind: str
+) -> None:
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    _exec(
+        src,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id) ON DELETE CASCADE)",
+        "INSERT INTO users VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO orders VALUES (10, 2), (11, 1), (12, NULL)",
+    )
+    tgt = {
+        "postgresql": lambda: request.getfixturevalue("pg_url"),
+        "mysql": lambda: request.getfixturevalue("mysql_url"),
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'tgt.db'}",
+    }[kind]()
+    out = run_copy(src, tgt, project, workers=2)
+    assert out.ok, out.model_dump_json(indent=1)
+    orders = next(t for t in out.tables if t.table == "orders")
+    assert [c.kind for c in orders.constraints] == ["foreign_key"] and orders.constraints[0].ok
+    e = engine(tgt)
+    fks = sa.inspect(e).get_foreign_keys("orders")
+    e.dispose()
+    assert fks and fks[0]["referred_table"] == "users" and fks[0]["options"].get("ondelete") == "CASCADE"
+
+    # An orphan (filtered parent) makes the FK fail: reported on the table, exit code non-zero.
+    tgt2 = f"sqlite:///{tmp_path / 'tgt2.db'}" if kind == "sqlite" else tgt
+    if kind != "sqlite":
+        _exec(tgt, "DROP TABLE orders", "DROP TABLE users")
+    bad = run_copy(src, tgt2, project, mapping={"users": {"filter": [{"column": "id", "op": "eq", "value": 1}]}})
+    orders = next(t for t in bad.tables if t.table == "orders")
+    assert not bad.ok and orders.state == "failed" and not orders.constraints[0].ok
+    assert orders.rows == 3 and "foreign_key" in (orders.error or "")

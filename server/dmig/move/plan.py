@@ -134,6 +134,22 @@ def _sqlite_autoincrement(conn: sa.Connection, table: str) -> bool:
     return bool(sql and re.search(r"\bAUTOINCREMENT\b", sql, re.IGNORECASE))
 
 
+def _sqlite_fk_actions(conn: sa.Connection, table: str, fks: list[ForeignKeySpec]) -> None:
+    """SQLAlchemy misses ON DELETE/UPDATE written inline (``col REFERENCES t(id) ON DELETE CASCADE``)."""
+    quoted = conn.dialect.identifier_preparer.quote(table)
+    groups: dict[int, dict[str, Any]] = {}
+    for row in conn.exec_driver_sql(f"PRAGMA foreign_key_list({quoted})").mappings():
+        g = groups.setdefault(
+            row["id"], {"table": row["table"], "cols": [], "del": row["on_delete"], "upd": row["on_update"]}
+        )
+        g["cols"].append(row["from"])
+    for g in groups.values():
+        for fk in fks:
+            if fk.ref_table == g["table"] and fk.columns == g["cols"]:
+                fk.ondelete = fk.ondelete or (None if g["del"] in (None, "NO ACTION") else g["del"])
+                fk.onupdate = fk.onupdate or (None if g["upd"] in (None, "NO ACTION") else g["upd"])
+
+
 def _key_of(insp: sa.Inspector, table: str, schema: str | None, columns: dict[str, dict[str, Any]]) -> list[str]:
     pk = insp.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
     if pk:
@@ -274,6 +290,8 @@ def _reflect_one(
         for fk in insp.get_foreign_keys(name, schema=schema)
         if (fk.get("referred_schema") or None) in (None, schema)
     ]
+    if source_dialect == "sqlite":
+        _sqlite_fk_actions(conn, name, fks)
     table = sa.table(name, schema=schema)
     plan = TablePlan(
         source_dialect=source_dialect,

@@ -78,13 +78,13 @@ def _comparable(kind: Kind, plan: TablePlan) -> bool:
 
 def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, str | None]:
     plan, spec = item.plan, item.spec
-    if not plan.key or not spec.key:
-        return "skipped", "no key on both sides"
     copied = [c for c in spec.columns if c.origin == c.name]
     columns = [c.name for c in copied if _comparable(c.kind, plan)]
     uncomparable = [c.name for c in copied if c.name not in columns]
-    if not all(k in columns for k in plan.key):
+    if plan.key and not all(k in columns for k in plan.key):
         return "skipped", "key columns were renamed or transformed"
+    if not plan.key and (uncomparable or len(copied) != len(spec.columns)):
+        return "skipped", "no key, and not every column is comparable: counts only"
     where = _diff_where(plan)
     if where is None:
         return "skipped", "the filter uses LIKE, which the checksum diff cannot express"
@@ -97,7 +97,7 @@ def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, 
             source_url,
             target_url,
             plan.source_table,
-            key=list(plan.key),
+            key=list(plan.key) or None,  # no key: the diff compares the rows as a multiset
             columns=columns,
             target_table=plan.target_table,
             limit=20,
