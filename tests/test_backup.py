@@ -244,3 +244,44 @@ def test_executor_bridge_uses_this_api(sqlite_url, project):
     assert info["verified"] is True
     ok, detail = bridge.backup_state(project, sqlite_url, ["nasty"])
     assert ok is True and info["id"] in detail
+
+
+PG_EXOTIC = [
+    "CREATE TYPE mood AS ENUM ('ok', 'sad')",
+    'CREATE TABLE "odd ""name""; t" (id serial PRIMARY KEY, tz timestamptz, iv interval, ip inet, u uuid, m mood,'
+    " arr int[], j jsonb, js json, n numeric, f double precision, r real, money_col money)",
+    """INSERT INTO "odd ""name""; t" (tz, iv, ip, u, m, arr, j, js, n, f, r, money_col) VALUES
+    ('2024-01-01 00:00:00.000001+02', '1 day 02:03:04.5', '10.0.0.1/8', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     'sad', '{1,NULL,3}', '{"b": [1, 2], "a": null}', '{"x":  1, "x": 2}', 'NaN', 'Infinity', 1.1, 12.34),
+    (NULL, NULL, NULL, NULL, NULL, '{}', 'null', '""', 123456789012345678901234567890.123456789, -0.0, 'NaN',
+     NULL)""",
+    "CREATE TABLE gen (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int,"
+    " twice int GENERATED ALWAYS AS (a * 2) STORED)",
+    "INSERT INTO gen (a) VALUES (1), (NULL), (3)",
+]
+MY_EXOTIC = [
+    "CREATE TABLE `odd ``name``; t` (id int AUTO_INCREMENT PRIMARY KEY, tm time(6), y year, bt bit(8),"
+    " e enum('ok','sad'), s set('a','b'), j json, ts timestamp(6) NULL, f float, d decimal(65,30), tx longtext,"
+    " vb varbinary(10))",
+    "INSERT INTO `odd ``name``; t` (tm, y, bt, e, s, j, ts, f, d, tx, vb) VALUES"
+    " ('-838:59:59.000000', 2024, b'101', 'sad', 'a,b', '{\"b\": [1, 2], \"a\": null}', '2024-01-01 00:00:00.000001',"
+    " 1.1, 12345678901234567890123456789012345.123456789012345678901234567890, 'x', x'00ff'),"
+    " (NULL, NULL, NULL, NULL, '', NULL, NULL, NULL, NULL, NULL, NULL)",
+    "CREATE TABLE gen (id int AUTO_INCREMENT PRIMARY KEY, a int, twice int AS (a * 2) STORED)",
+    "INSERT INTO gen (a) VALUES (1), (NULL), (3)",
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_server_specific_types_round_trip(server, fmt, request, project):
+    url = request.getfixturevalue("pg_url" if server == "postgresql" else "mysql_url")
+    run_sql(url, *(PG_EXOTIC if server == "postgresql" else MY_EXOTIC))
+    out = take(project, url, fmt=fmt)
+    result = verify(project, out.manifest.backup_id)
+    assert result.passed, result.problems
+    confirm = result.manifest_sha256
+    run_sql(url, "DELETE FROM gen")
+    restored = service.restore_tables(project, out.manifest.backup_id, url, confirm=confirm)
+    assert restored.all_checksums_ok, restored
+    run_sql(url, "INSERT INTO gen (a) VALUES (4)")  # the identity/auto-increment continues after the restored ids
