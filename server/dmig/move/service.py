@@ -302,6 +302,10 @@ class _Copy:
             start = decode_key(encode_key((key,)), plan.key_kinds)
             info["start"] = encode_key(start)
             return start
+        if not plan.key or not e.spec.key:
+            raise InvalidInput(
+                f"incremental mode needs a key on {plan.source_table} (source and target) to update rows in place"
+            )
         if column:
             if column not in plan.all_columns:
                 raise InvalidInput(f"since_column: {plan.source_table} has no column {column!r}")
@@ -311,10 +315,6 @@ class _Copy:
                     value = conn.execute(sa.select(sa.func.max(e.target.table.c[target_col]))).scalar()
             info["since_column"], info["since_value"] = column, self._bindable(value)
             return None
-        if not plan.key or not e.spec.key:
-            raise InvalidInput(
-                f"incremental mode needs a key on {plan.source_table}, or since_column to compare a timestamp"
-            )
         start = None
         if exists:
             cols = [e.target.table.c[k] for k in e.spec.key]

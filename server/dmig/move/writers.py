@@ -36,7 +36,7 @@ from dmig.move.values import format_timedelta
 
 MYSQL_DATA_ERRORS = {1048, 1062, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1452, 1690, 3140, 3819, 4025, 4078}
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
-_LOAD_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\\0"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r\x00]")
 
 
 class LoadFallback(Exception):
@@ -146,6 +146,7 @@ class Writer:
                     sets.append(f"{q} = UNHEX(@v{i})")
                 else:
                     targets.append(q)
+            self._line = _line_encoder(len(self.columns))
             self._load_sql = (
                 f"LOAD DATA LOCAL INFILE '{self._load_path}' INTO TABLE {self.qtable} CHARACTER SET utf8mb4 "
                 "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
@@ -224,9 +225,9 @@ class Writer:
             cur.close()
 
     def _load(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
-        enc = _encode_value
+        line = self._line
         with open(self._load_path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("".join("\t".join([enc(v) for v in row]) + "\n" for row in rows))
+            fh.write("".join([line(row) for row in rows]))
         try:
             cur.execute(self._load_sql)
         except Exception as exc:
@@ -254,7 +255,10 @@ class Writer:
 
 
 def _enc_str(v: str) -> str:
-    return v.translate(_LOAD_ESCAPES)
+    # Chained replace() is ~10x faster than str.translate with multi-character replacements.
+    if not _NEEDS_ESCAPE.search(v):
+        return v
+    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\x00", "\\0")
 
 
 def _enc_datetime(v: dt.datetime) -> str:
@@ -281,4 +285,16 @@ def _encode_value(v: Any) -> str:
     if v is None:
         return "\\N"
     fn = _ENCODERS.get(type(v))
-    return fn(v) if fn else str(v).translate(_LOAD_ESCAPES)
+    return fn(v) if fn else _enc_str(str(v))
+
+
+def _line_encoder(n: int) -> Callable[[tuple[Any, ...]], str]:
+    """One LOAD DATA line per row, as straight-line code (strings, the common case, skip the dispatch).
+
+    The generated source holds only integer positions; values are never part of it.
+    """
+    parts = [f"(s(r[{i}]) if type(r[{i}]) is str else e(r[{i}]))" for i in range(n)]
+    source = f"def line(r):\n    return '\\t'.join(({', '.join(parts)},)) + '\\n'\n"
+    env: dict[str, Any] = {"s": _enc_str, "e": _encode_value}
+    exec(compile(source, "<dmig load line>", "exec"), env)
+    return env["line"]
