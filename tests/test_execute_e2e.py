@@ -12,6 +12,7 @@ from dmig.db.urls import parse_url
 from dmig.errors import ConfirmationRequired, Conflict, CorruptFile
 from dmig.execute import complete, migration_status, run_plan
 from dmig.execute.backups import unavailable_reason
+from dmig.execute.ledger import protected_backup_ids
 from dmig.plan import load_plan
 from dmig.tools.migrate import RunMigrationInput, run_tool
 from dmig.validate.runner import run_spec
@@ -25,6 +26,7 @@ from execute_helpers import (
     old_reader,
     parts,
     query,
+    split_spec,
     tables,
     users_table,
 )
@@ -105,13 +107,29 @@ def test_split_user_name_end_to_end(db_url: str, project: Path) -> None:
         run_plan(plan, confirm=plan.checksum, url=db_url)
 
 
-def test_contract_needs_a_verified_backup_in_production(sqlite_url: str, project: Path) -> None:
-    users_table(sqlite_url)
+def test_production_contract_takes_a_verified_backup_first(sqlite_url: str, project: Path) -> None:
+    if unavailable_reason() is not None:
+        pytest.skip(f"dmig.backup unavailable: {unavailable_reason()}")
+    users_table(sqlite_url, n=200)
     plan, _ = make_plan(project, sqlite_url, environment="production", waive_backup=None)
     assert plan.backup.required
     run_plan(plan, confirm=plan.checksum, url=sqlite_url)
-    if unavailable_reason() is None:
-        pytest.skip("dmig.backup is available: the refusal path cannot be exercised here")
+    done = complete(plan, confirm=plan.checksum, project_dir=project, url=sqlite_url)
+    assert done.backup and done.backup["verified"] is True and not done.backup_waived
+    assert protected_backup_ids(project) == {done.backup["id"]}
+    plan2, _ = make_plan(project, sqlite_url, {**split_spec(), "id": "again"}, environment="production",
+                         waive_backup=None)  # fmt: skip
+    item = {c.id: c for c in plan2.checklist}["verified_backup"]  # the next plan on users sees that backup
+    assert item.satisfied is True and done.backup["id"] in item.detail
+
+
+def test_contract_refused_without_the_backup_module(
+    sqlite_url: str, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users_table(sqlite_url)
+    plan, _ = make_plan(project, sqlite_url, environment="production", waive_backup=None)
+    run_plan(plan, confirm=plan.checksum, url=sqlite_url)
+    monkeypatch.setattr("dmig.execute.backups.SERVICE", "dmig.backup.not_installed")
     with pytest.raises(Conflict) as err:
         complete(plan, confirm=plan.checksum, project_dir=project, url=sqlite_url)
     assert err.value.details["reason"] == "backup_unavailable"

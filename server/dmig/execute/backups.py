@@ -49,8 +49,10 @@ def backup_state(project_dir: Path, ref: str | None, tables: list[str]) -> tuple
     return True, f"verified backup present: {_describe(found)}"
 
 
-def take_verified_backup(project_dir: Path, url: str, tables: list[str], label: str) -> dict[str, Any]:
-    """Back up ``tables`` and verify the backup by a test restore; raise Conflict when impossible."""
+def take_verified_backup(
+    project_dir: Path, url: str, tables: list[str], label: str, *, schema: str | None = None
+) -> dict[str, Any]:
+    """Back up ``tables`` (of ``schema``) and verify the backup by a test restore; raise Conflict when impossible."""
     why = unavailable_reason()
     if why:
         raise Conflict(
@@ -60,7 +62,8 @@ def take_verified_backup(project_dir: Path, url: str, tables: list[str], label: 
         )
     svc = _service()
     try:
-        result = svc.backup_tables(project_dir=project_dir, url=url, tables=tables, label=label, verify=True)  # type: ignore[union-attr]
+        extra = {"schema": schema} if schema else {}
+        result = svc.backup_tables(project_dir=project_dir, url=url, tables=tables, label=label, verify=True, **extra)  # type: ignore[union-attr]
     except TypeError as exc:
         raise Conflict(f"contract refused: {SERVICE}.backup_tables has an unexpected interface ({exc})") from None
     info = (
@@ -76,5 +79,38 @@ def take_verified_backup(project_dir: Path, url: str, tables: list[str], label: 
 
 def _describe(found: Any) -> str:
     if isinstance(found, dict):
-        return str(found.get("id") or found.get("path") or found)
-    return str(getattr(found, "id", None) or getattr(found, "path", None) or found)
+        return str(found.get("id") or found.get("backup_id") or found.get("path") or found)
+    ident = getattr(found, "backup_id", None) or getattr(found, "id", None)
+    when = getattr(found, "created_at", None)
+    return f"{ident} ({when})" if ident and when else str(ident or found)[:200]
+
+
+RECORD = "backups.json"
+
+
+def record_backup(project_dir: Path, migration_id: str, info: dict[str, Any]) -> None:
+    """Remember in the project which backup a contract relies on (dmig.backup's prune keeps it)."""
+    import json
+
+    from dmig.fsutil import atomic_write_text, locked
+
+    path = Path(project_dir) / "docs" / "migrations" / migration_id / RECORD
+    with locked(path):
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            entries = []
+        entries.append({k: info.get(k) for k in ("id", "path", "label", "tables", "verified", "manifest_sha256")})
+        atomic_write_text(path, json.dumps(entries, indent=2) + "\n")
+
+
+def recorded_backup_ids(project_dir: Path) -> set[str]:
+    import json
+
+    out: set[str] = set()
+    for path in (Path(project_dir) / "docs" / "migrations").glob(f"*/{RECORD}"):
+        try:
+            out |= {str(e["id"]) for e in json.loads(path.read_text(encoding="utf-8")) if e.get("id")}
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return out

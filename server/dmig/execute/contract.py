@@ -18,7 +18,7 @@ from dmig.context import ProgressFn
 from dmig.db.engine import open_engine
 from dmig.errors import Conflict, DmigError
 from dmig.execute import ledger
-from dmig.execute.backups import take_verified_backup
+from dmig.execute.backups import record_backup, take_verified_backup
 from dmig.execute.checks import CheckOutcome, gate_passed, run_checks
 from dmig.execute.lock import MigrationLock
 from dmig.execute.retry import RetryPolicy
@@ -46,7 +46,15 @@ def _backup(plan: Plan, project_dir: Path, url: str, resumed_info: dict[str, Any
         return None, plan.backup.waiver_reason
     if resumed_info.get("backup"):
         return resumed_info["backup"], None  # a contract resumed after a crash keeps the backup it took
-    return take_verified_backup(project_dir, url, plan.backup.tables, label=f"before-contract-{plan.id}"), None
+    existing = [t for t in plan.tables if t.exists]
+    schemas = {t.schema_ for t in existing}
+    if len(schemas) <= 1:  # the usual case: one schema, bare table names
+        schema, names = next(iter(schemas), None), [t.name for t in existing]
+    else:
+        schema, names = None, plan.backup.tables
+    info = take_verified_backup(project_dir, url, names, label=f"before-contract-{plan.id}", schema=schema)
+    record_backup(project_dir, plan.id, info)
+    return info, None
 
 
 def complete(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -131,3 +132,10 @@ def forget_steps(conn: sa.Connection, migration_id: str, phases: tuple[str, ...]
     """Drop step rows of these phases (a fresh run after an abort starts its steps again)."""
     c = LEDGER.c
     conn.execute(sa.delete(LEDGER).where(c.migration_id == migration_id, c.phase.in_(phases), c.step_id != RUN))
+
+
+def protected_backup_ids(project_dir: Path) -> set[str]:
+    """Hook for dmig.backup's prune: the backups completed migrations took before contract (their way back)."""
+    from dmig.execute.backups import recorded_backup_ids
+
+    return recorded_backup_ids(project_dir)
