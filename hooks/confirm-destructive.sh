@@ -13,6 +13,8 @@ complete_migration) what="contracts the migration: the old columns or tables it 
 abort_migration) what="undoes expand and backfill: what the migration added is dropped" ;;
 rollback) what="restores the database from its backup: every change made since that backup is lost" ;;
 copy) what="writes into the target database and can replace the rows already there" ;;
+restore_backup) what="replaces the rows of the restored tables with the backup's: later changes to them are lost" ;;
+prune_backups) what="deletes backup files for good" ;;
 *)
     tool=${tool:-tool}
     what="can change or drop data"
