@@ -216,6 +216,7 @@ class TableCheck(Output):
 
 class Verification(Output):
     ran: bool
+    seconds: float = Field(default=0.0, description="Time spent verifying (not part of the copy's seconds).")
     ok: bool | None = Field(description="True when every comparable table matched; None when nothing compared.")
     tables: list[TableCheck] = Field(default_factory=list)
     note: str | None = None
@@ -225,8 +226,9 @@ class Totals(Output):
     rows: int
     rows_this_call: int
     bytes: int
-    seconds: float
-    rows_per_s: float
+    seconds: float = Field(description="Copy wall time: planning, load, indexes, FKs (verification excluded).")
+    rows_per_s: float = Field(description="rows_this_call / seconds.")
+    wall_seconds: float = Field(description="The whole call, verification included.")
     rejects: int
     tables_done: int
     tables_failed: int

@@ -21,7 +21,8 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,7 +107,8 @@ def run_jobs(
     with cf.ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(q, parent)
     ) as pool:
-        pending = {pool.submit(_run_in_worker, job): job for job in jobs}
+        with _lean_children():
+            pending = {pool.submit(_run_in_worker, job): job for job in jobs}
         while pending:
             done, _ = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
             _drain(q, sink)
@@ -126,6 +128,21 @@ def run_jobs(
                     )
         _drain(q, sink)
     return results
+
+
+@contextlib.contextmanager
+def _lean_children() -> Iterator[None]:
+    """Spawned workers re-import the parent's ``__main__`` (the ``dmig`` script, hence the CLI, the MCP
+    SDK and every tool: ~25 MB each). They need none of it, so hide it while the pool starts them."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        for k in saved:
+            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
 
 
 def _drain(q: Any, sink: ProgressSink) -> None:

@@ -153,7 +153,10 @@ class _Copy:
             self._post_load(entries)
         state = self.store.load()
         wrote = write_reject_file(self.reject_path, self.run_id, self.store.all_rejects())
+        self.copy_seconds = time.monotonic() - self.started
+        verify_started = time.monotonic()
         verification = self._verify(entries, state)
+        verification.seconds = round(time.monotonic() - verify_started, 3)
         return self._summary(entries, state, resumed, complete, wrote, verification)
 
     def _plan(self) -> list[Entry]:
@@ -452,7 +455,7 @@ class _Copy:
         verification: Verification,
     ) -> CopySummary:
         tables = [self._table_summary(e, state.get(e.name, {})) for e in entries]
-        seconds = time.monotonic() - self.started
+        seconds = self.copy_seconds
         this_call = sum(t.rows_this_call for t in tables)
         totals = Totals(
             rows=sum(t.rows for t in tables),
@@ -460,6 +463,7 @@ class _Copy:
             bytes=sum(t.bytes for t in tables),
             seconds=round(seconds, 3),
             rows_per_s=round(this_call / seconds, 1) if seconds > 0 else 0.0,
+            wall_seconds=round(time.monotonic() - self.started, 3),
             rejects=sum(t.rejects for t in tables),
             tables_done=sum(1 for t in tables if t.state == "done"),
             tables_failed=sum(1 for t in tables if t.state == "failed"),

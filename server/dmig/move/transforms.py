@@ -258,6 +258,9 @@ def build_row_fn(plan: TablePlan, spec: TargetSpec, ops: list[Op], warn: V.WarnF
     src, tgt = plan.source_dialect, plan.target_dialect
     convs = [V.source_converter(c.kind, src, tgt, c.name, warn) for c in plan.columns]
     adapters = [V.target_adapter(c.kind, tgt) for c in spec.columns]
+    if not ops and src == tgt == "sqlite":
+        convs = [None] * len(convs)  # SQLite to SQLite, same declared types: values are already in their form
+        adapters = [None] * len(adapters)
     if not ops:
         index = {c.name: i for i, c in enumerate(plan.columns)}
         picks = [
