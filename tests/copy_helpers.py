@@ -244,4 +244,11 @@ def source_columns(url: str, table: str = "people") -> Iterator[str]:
         e.dispose()
 
 
+def database(request: Any, tmp_path: Path, kind: str, name: str = "tgt") -> str:
+    """A fresh database of ``kind``: a SQLite file named ``name``, or the pg_url / mysql_url fixture."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    return request.getfixturevalue({"postgresql": "pg_url", "mysql": "mysql_url"}[kind])
+
+
 PYTHON = sys.executable

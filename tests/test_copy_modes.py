@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from copy_helpers import engine, make_people, read_rows, run_copy
+from copy_helpers import database, engine, make_people, read_rows, run_copy
 from dmig.errors import ConfirmationRequired, Conflict, ConnectionFailed, InvalidInput, NotFound
 
 
@@ -195,11 +195,7 @@ def test_foreign_keys_are_built_after_the_load_and_orphans_are_reported(
         "INSERT INTO users VALUES (1, 'a'), (2, 'b')",
         "INSERT INTO orders VALUES (10, 2), (11, 1), (12, NULL)",
     )
-    tgt = {
-        "postgresql": lambda: request.getfixturevalue("pg_url"),
-        "mysql": lambda: request.getfixturevalue("mysql_url"),
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'tgt.db'}",
-    }[kind]()
+    tgt = database(request, tmp_path, kind, "tgt")
     out = run_copy(src, tgt, project, workers=2)
     assert out.ok, out.model_dump_json(indent=1)
     orders = next(t for t in out.tables if t.table == "orders")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from copy_helpers import engine, read_rows, run_copy
+from copy_helpers import database, engine, read_rows, run_copy
 
 BAD_LONG = {17, 230, 231, 600}  # name longer than the target's 12 characters
 BAD_NULL = {99, 512}  # note NULL, target column NOT NULL
@@ -46,11 +46,7 @@ def _source(path: Path) -> str:
 
 
 def _target(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> str:
-    url = {
-        "postgresql": lambda: request.getfixturevalue("pg_url"),
-        "mysql": lambda: request.getfixturevalue("mysql_url"),
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'tgt.db'}",
-    }[kind]()
+    url = database(request, tmp_path, kind, "tgt")
     e = engine(url)
     with e.begin() as conn:
         conn.exec_driver_sql(TARGET_DDL[kind])

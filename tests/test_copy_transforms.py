@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from copy_helpers import engine, make_people, read_rows, run_copy
+from copy_helpers import database, engine, make_people, read_rows, run_copy
 from dmig.errors import InvalidInput
 
 MAPPING = {
@@ -46,11 +46,7 @@ def test_transforms_build_the_target_columns(
 ) -> None:
     src = f"sqlite:///{tmp_path / 'src.db'}"
     make_people(src, 400)
-    tgt = {
-        "postgresql": lambda: request.getfixturevalue("pg_url"),
-        "mysql": lambda: request.getfixturevalue("mysql_url"),
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'tgt.db'}",
-    }[target]()
+    tgt = database(request, tmp_path, target, "tgt")
 
     out = run_copy(src, tgt, project, mapping=MAPPING, batch_size=64)
 
