@@ -102,7 +102,7 @@ def abort(
             except DmigError as exc:
                 set_run_state(engine, plan, "failed", error=f"abort: {exc.message}")
                 raise
-            shapes = fingerprint.snapshot(engine, tables)
+            shapes = fingerprint.shapes(engine, tables)
             after = fingerprint.data_only(engine, tables, columns)
             proof = _prove(start, before, after, shapes)
             exact = all(p.data_unchanged_by_rollback and p.shape_restored is not False for p in proof)

@@ -113,6 +113,14 @@ def snapshot(engine: sa.Engine, tables: list[tuple[str | None, str]]) -> dict[st
     return out
 
 
+def shapes(engine: sa.Engine, tables: list[tuple[str | None, str]]) -> dict[str, Any]:
+    """{"schema.table": {"shape": ...}}: the shape alone (no data pass)."""
+    with engine.connect() as conn:
+        out = {(f"{s}.{t}" if s else t): {"shape": shape(conn, t, s)} for s, t in tables}
+        conn.rollback()
+    return out
+
+
 def data_only(engine: sa.Engine, tables: list[tuple[str | None, str]], columns: dict[str, list[str]]) -> dict[str, Any]:
     """Checksums of the given original columns only (the table may have extra, expanded columns)."""
     out: dict[str, Any] = {}

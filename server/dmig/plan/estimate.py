@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from dmig.errors import DmigError
 from dmig.plan.model import Estimate
 from dmig.spec.context import OpContext
-from dmig.spec.steps import Step
+from dmig.spec.steps import BackfillPlan, Step
 
-SAMPLE_ROWS = 5000
+SAMPLE_ROWS = 20_000
 CATALOG_STEP_S = 0.05  # a catalog-only ALTER/CREATE TRIGGER, lock granted at once
 REWRITE_ROWS_PER_S = 50_000.0  # rule of thumb for a table rewrite when nothing was measured
 EXPERTISE_FACTS = 5
@@ -74,11 +74,39 @@ def _drop_temp_sql(ctx: OpContext, name: str) -> str:
     return f"DROP {'TEMPORARY ' if ctx.my else ''}TABLE IF EXISTS {ctx.q(name)}"
 
 
-def sample_backfill(conn: sa.Connection, op: Any, ctx: OpContext, rows: int = SAMPLE_ROWS) -> Rate | None:
-    """Time the operation's real backfill UPDATE on a temporary copy of ``rows`` rows (None if impossible).
+def _binds(prefix: str, values: tuple[Any, ...]) -> dict[str, Any]:
+    return {f"{prefix}_{i}": v for i, v in enumerate(values)}
 
-    ``conn`` must be a connection we own in autocommit mode; the temporary table lives and dies in
-    its session and the real table is only read (the first ``rows`` rows by key).
+
+def _batched(conn: sa.Connection, plan: BackfillPlan) -> int:
+    """The executor's loop (key-ordered batches, one commit each) without checkpoints: on the temporary copy."""
+    top = conn.exec_driver_sql(plan.key_range_sql).first()
+    if top is None:
+        return 0
+    lo: tuple[Any, ...] | None = None
+    done = 0
+    skip = {"skip": plan.batch_size - 1}
+    while True:
+        if lo is None:
+            row = conn.execute(sa.text(plan.next_bound_from_start_sql), skip).first()
+        else:
+            row = conn.execute(sa.text(plan.next_bound_sql), {**skip, **_binds("lo", lo)}).first()
+        bound = tuple(row) if row is not None else tuple(top)
+        params = _binds("hi", bound) | (_binds("lo", lo) if lo is not None else {})
+        done += conn.execute(
+            sa.text(plan.update_from_start_sql if lo is None else plan.update_range_sql), params
+        ).rowcount
+        if row is None or bound >= tuple(top):
+            return done
+        lo = bound
+
+
+def sample_backfill(conn: sa.Connection, op: Any, ctx: OpContext, rows: int = SAMPLE_ROWS) -> Rate | None:
+    """Time the operation's real backfill, batch by batch, on a temporary copy of ``rows`` rows (None if impossible).
+
+    ``conn`` must be a connection we own in autocommit mode; the temporary table (with a unique
+    index on the key, like the real one) lives and dies in its session, and the real table is only
+    read (the first ``rows`` rows by key).
     """
     tmp = ctx.name("est", uuid.uuid4().hex[:8])
     copy = op.model_copy(update={"table": tmp, "schema_": None, "key": op.key_columns(ctx)})
@@ -88,12 +116,14 @@ def sample_backfill(conn: sa.Connection, op: Any, ctx: OpContext, rows: int = SA
         if plan is None:
             return None
         conn.exec_driver_sql(_temp_table_sql(ctx, tmp, _sample_select(ctx, op, rows)))
+        keys = ", ".join(ctx.q(k) for k in op.key_columns(ctx))
+        conn.exec_driver_sql(f"CREATE UNIQUE INDEX {ctx.q(ctx.name('est', tmp[-8:], 'key'))} ON {ctx.q(tmp)} ({keys})")
         for step in copy.expand(tctx):
             if step.id.endswith(".add_columns"):
                 for stmt in step.sql:
                     conn.exec_driver_sql(stmt)
         started = time.perf_counter()
-        done = conn.exec_driver_sql(plan.update_all_sql).rowcount
+        done = _batched(conn, plan)
         seconds = time.perf_counter() - started
     except sa.exc.SQLAlchemyError:
         return None
