@@ -64,11 +64,10 @@ def pattern(spec: MigrationSpec, steps: list[PlanStep]) -> Pattern:
                 "turned off without a deployment; keep it on through a full traffic cycle before contract.",
             )
         )
-    for s in coop:
-        when = "after_contract" if s.phase == "contract" and "compat" in (s.needs_app_cooperation or "") else None
+    for s in coop:  # preconditions of contract, whichever phase states them
         app.append(
             AppStep(
-                when=when or "before_contract",  # type: ignore[arg-type]
+                when="before_contract",
                 technique="compat_view" if "compat" in (s.needs_app_cooperation or "") else "expand_contract",
                 action=f"{s.id}: {s.needs_app_cooperation}",
             )
