@@ -1,14 +1,17 @@
 """Keyed diff: checksum segments on both sides at once, bisect the ones that differ.
 
-1. Cut the key range into segments (arithmetic for integer keys, sampled boundaries otherwise).
-2. Each side computes (count, exact sum of row hashes) per segment, in SQL, on its own worker
-   threads, so the source and target work at the same time.
-3. Equal pairs are done. A pair where one side is empty is settled from the counts alone (all
-   rows missing, or all extra; keys fetched only up to the limit). A pair where both sides hold at
-   most ``download_threshold`` rows has its (key, row hash) pairs fetched and compared in Python.
-   Any other pair is cut into ``bisection_factor`` pieces that go back to step 2.
-4. The work list is depth first and processed in small batches, so memory stays bounded and the
-   search can stop as soon as ``limit`` differences are known.
+1. First level. Integer keys: the key range is cut into buckets of about ``bucket_rows`` keys and
+   one grouped query per side (``GROUP BY (key - lo) / width``, at most 4096 buckets per query)
+   returns every bucket's (count, exact hash sum): a single scan, however many segments. Other
+   keys (text, dates, composite): boundaries are sampled from real key values and each segment
+   gets its own (count, sum) query. Both sides run at the same time on their own threads.
+2. Equal pairs are done. A pair where one side is empty is settled from the counts alone (all
+   rows missing, or all extra; keys fetched only up to the limit). Pairs where both sides hold at
+   most ``download_threshold`` rows have their (key, row hash) pairs fetched, many segments per
+   query, and compared in Python. Any other pair is cut into ``bisection_factor`` pieces
+   (arithmetic for integer keys, sampled otherwise) whose checksums are computed in turn.
+3. The work list is depth first and processed in small batches, so memory stays bounded and the
+   search stops as soon as ``limit`` differences are known.
 
 Keys found only on one side are held until the end and matched across segments: when two sides
 order text keys slightly differently (a pad-space collation), a row can sit in different
@@ -25,11 +28,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from dmig.diff.hashing import as_int
 from dmig.diff.plan import Plan, SidePlan
-from dmig.diff.segments import Segment, cut_at, sample_query, split_int
+from dmig.diff.segments import Segment, cut_at, split_int
 from dmig.errors import InvalidInput
 
 Progress = Callable[[float, float | None, str | None], None]
@@ -162,8 +163,8 @@ class KeyedDiff:
         out: list[WorkItem] = []
         for start in range(0, len(windows), QUERY_WINDOW):
             chunk = windows[start : start + QUERY_WINDOW]
-            fs = [self._submit(self.plan.src, self.plan.src.bucket_sums(lo, width, w)) for w in chunk]
-            ft = [self._submit(self.plan.tgt, self.plan.tgt.bucket_sums(lo, width, w)) for w in chunk]
+            fs = [self._submit_grouped(self.plan.src, self.plan.src.bucket_sums(lo, width, w)) for w in chunk]
+            ft = [self._submit_grouped(self.plan.tgt, self.plan.tgt.bucket_sums(lo, width, w)) for w in chunk]
             for f_src, f_tgt in zip(fs, ft, strict=True):
                 by_src = {int(r[0]): (int(r[1]), as_int(r[2])) for r in f_src.result()}
                 by_tgt = {int(r[0]): (int(r[1]), as_int(r[2])) for r in f_tgt.result()}
@@ -227,6 +228,10 @@ class KeyedDiff:
     def _submit(sp: SidePlan, stmt: Any) -> Future[list[Any]]:
         return sp.side.submit(lambda conn: sp.side.execute(conn, stmt))
 
+    @staticmethod
+    def _submit_grouped(sp: SidePlan, stmt: Any) -> Future[list[Any]]:
+        return sp.side.submit(lambda conn: sp.side.execute_grouped(conn, stmt))
+
     def _checksums(self, segs: list[Segment]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
         src, tgt = self.plan.src, self.plan.tgt
         fs = [self._submit(src, src.checksum(s)) for s in segs]
@@ -274,15 +279,10 @@ class KeyedDiff:
             return self.opts.segments
         return max(1, min(4096, math.ceil(rows / self.opts.segment_rows)))
 
-    def _sample(self, sp: SidePlan, seg: Segment, step: int) -> list[tuple[Any, ...]]:
-        stmt = sample_query(sp.table, sp.key_cols, sp.order_exprs, self._where_for(sp, seg), step)
-        return [tuple(r) for r in sp.side.submit(lambda conn: sp.side.execute(conn, stmt)).result()]
-
     @staticmethod
-    def _where_for(sp: SidePlan, seg: Segment) -> sa.ColumnElement[bool] | None:
-        probe = sp.filtered(sa.select(sa.literal(1)), seg)
-        clause = probe.whereclause
-        return clause
+    def _sample(sp: SidePlan, seg: Segment, step: int) -> list[tuple[Any, ...]]:
+        stmt = sp.sample(seg, step)
+        return [tuple(r) for r in sp.side.submit(lambda conn: sp.side.execute(conn, stmt)).result()]
 
     def _split(self, items: list[tuple[Segment, tuple[int, int], tuple[int, int]]]) -> list[list[Segment]]:
         factor = self.opts.bisection_factor
@@ -292,7 +292,7 @@ class KeyedDiff:
         for seg, a, b in items:
             sp = self.plan.src if a[0] >= b[0] else self.plan.tgt
             step = max(1, math.ceil(max(a[0], b[0]) / factor))
-            stmt = sample_query(sp.table, sp.key_cols, sp.order_exprs, self._where_for(sp, seg), step)
+            stmt = sp.sample(seg, step)
             futures.append((seg, sp.side.submit(lambda conn, sp=sp, stmt=stmt: sp.side.execute(conn, stmt))))
         return [cut_at(seg, [tuple(r) for r in f.result()]) for seg, f in futures]
 

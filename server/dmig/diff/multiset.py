@@ -96,10 +96,16 @@ class MultisetDiff:
         if buckets:
             self._merge(buckets)
 
-    def _both(self, make: Any) -> tuple[list[Any], list[Any]]:
+    def _both(self, make: Any, grouped: bool = False) -> tuple[list[Any], list[Any]]:
         src, tgt = self.plan.src, self.plan.tgt
-        fs = src.side.submit(lambda conn: src.side.execute(conn, make(src)))
-        ft = tgt.side.submit(lambda conn: tgt.side.execute(conn, make(tgt)))
+
+        def run(sp: SidePlan) -> Any:
+            stmt = make(sp)
+            if grouped:
+                return sp.side.submit(lambda conn: sp.side.execute_grouped(conn, stmt))
+            return sp.side.submit(lambda conn: sp.side.execute(conn, stmt))
+
+        fs, ft = run(src), run(tgt)
         return fs.result(), ft.result()
 
     @staticmethod
@@ -112,7 +118,7 @@ class MultisetDiff:
         return sp.filtered(sa.select(bucket, sa.func.count(), sum_sql(sp.dialect, h)), None).group_by(bucket)
 
     def _mismatching_buckets(self) -> list[int]:
-        a, b = self._both(self._bucket_sums)
+        a, b = self._both(self._bucket_sums, grouped=True)
         sa_ = {int(r[0]): (int(r[1]), as_int(r[2])) for r in a}
         sb = {int(r[0]): (int(r[1]), as_int(r[2])) for r in b}
         return sorted(k for k in set(sa_) | set(sb) if sa_.get(k) != sb.get(k))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from dmig.diff.hashing import row_hash_sql, sum_sql
 from dmig.diff.models import WhereClause
 from dmig.diff.normalize import FRAMED, Category, canon_sql, compatible, reconcile
-from dmig.diff.segments import Segment, byte_order, range_predicate
+from dmig.diff.segments import Segment, byte_order, range_predicate, sample_query
 from dmig.diff.sides import Side
 from dmig.errors import InvalidInput
 
@@ -94,13 +94,19 @@ class SidePlan:
             for i, (c, cat) in enumerate(zip(self.columns, self.categories, strict=True))
         ]
 
+    def condition(self, seg: Segment | None) -> sa.ColumnElement[bool] | None:
+        """The segment's key range ANDed with the user's filter (None: every row)."""
+        pred = range_predicate(self.order_exprs, self.key_types, seg) if seg is not None else None
+        conds = [c for c in (pred, self.where) if c is not None]
+        return sa.and_(*conds) if conds else None
+
     def filtered(self, stmt: sa.Select[Any], seg: Segment | None) -> sa.Select[Any]:
         stmt = stmt.select_from(self.table)
-        pred = range_predicate(self.order_exprs, self.key_types, seg) if seg is not None else None
-        for cond in (pred, self.where):
-            if cond is not None:
-                stmt = stmt.where(cond)
-        return stmt
+        cond = self.condition(seg)
+        return stmt.where(cond) if cond is not None else stmt
+
+    def sample(self, seg: Segment, step: int) -> sa.Select[Any]:
+        return sample_query(self.table, self.key_cols, self.order_exprs, self.condition(seg), step)
 
     def checksum(self, seg: Segment | None) -> sa.Select[Any]:
         return self.filtered(sa.select(sa.func.count(), sum_sql(self.dialect, self.hash_expr())), seg)
