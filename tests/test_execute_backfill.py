@@ -115,9 +115,10 @@ def test_monitor_pauses_and_stops_the_backfill(sqlite_url: str, project: Path) -
     assert out.backfills[0].monitor_pauses == 2 and calm.rows > 0
     with pytest.raises(Conflict) as err:
         run_plan(plan, confirm=plan.checksum, url=sqlite_url, monitor=ScriptedMonitor(["rollback"]))
-    assert err.value.details["reason"] == "monitor_rollback"
-    assert migration_status(parse_url(sqlite_url), plan.id).state == "failed"
-    assert run_plan(plan, confirm=plan.checksum, url=sqlite_url).state == "validated"  # resumes when healthy
+    assert err.value.details["reason"] == "monitor_rollback" and err.value.details["aborted"] is True
+    assert migration_status(parse_url(sqlite_url), plan.id).state == "aborted"  # the plan's policy: undo expand
+    assert {"first_name", "last_name"}.isdisjoint(r[1] for r in query(sqlite_url, "PRAGMA table_info(users)"))
+    assert run_plan(plan, confirm=plan.checksum, url=sqlite_url).state == "validated"  # a fresh run when healthy
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from dmig.context import ProgressFn
@@ -64,6 +65,74 @@ def _original_columns(start: dict[str, Any]) -> dict[str, list[str]]:
     return {t: v["data"]["columns"] for t, v in start.items() if v.get("data") and v["data"].get("columns")}
 
 
+class UndoResult(BaseModel):
+    """What undoing expand did and proved (the lock-holding core shared by abort, the runner and rollback)."""
+
+    steps: list[StepOutcome]
+    proof: list[TableProof]
+    exact: bool
+    notes: list[str] = Field(default_factory=list)
+
+
+def undo_expand(
+    engine: sa.Engine, plan: Plan, *, policy: RetryPolicy, progress: ProgressFn | None = None
+) -> UndoResult:
+    """Run the rollback steps of what expand did and prove the result; the caller holds the migration lock.
+
+    Raises DatabaseError (run state "failed") when a step fails or the result differs from the original.
+    """
+    tables = [(t.schema_, t.name) for t in plan.tables if t.exists]
+    with engine.begin() as conn:
+        ledger.ensure(conn)
+    with engine.connect() as conn:
+        run = ledger.read_run(conn, plan.id)
+        done = ledger.read_steps(conn, plan.id)
+    start = (run.info.get("start") if run else None) or {}
+    columns = _original_columns(start) or {
+        (f"{t.schema_}.{t.name}" if t.schema_ else t.name): t.columns for t in plan.tables if t.exists
+    }
+    before = fingerprint.data_only(engine, tables, columns)
+    undo = steps_to_undo(plan, done)
+    try:
+        steps = run_steps(engine, plan, undo, policy=policy, done={}, progress=progress)
+    except DmigError as exc:
+        set_run_state(engine, plan, "failed", error=f"abort: {exc.message}")
+        raise
+    shapes = fingerprint.shapes(engine, tables)
+    after = fingerprint.data_only(engine, tables, columns)
+    proof = _prove(start, before, after, shapes)
+    exact = all(p.data_unchanged_by_rollback and p.shape_restored is not False for p in proof)
+    with engine.begin() as conn:
+        bf.forget(conn, plan.id)
+    if not exact:
+        set_run_state(engine, plan, "failed", error="abort did not restore the original exactly",
+                      abort_proof=[p.model_dump() for p in proof])  # fmt: skip
+        raise DatabaseError(
+            f"abort of {plan.id} ran its rollback steps but the result differs from the original: "
+            + "; ".join(_difference(p) for p in proof if _difference(p)),
+            reason="rollback_not_exact",
+            proof=[p.model_dump() for p in proof],
+        )
+    notes = [
+        f"{p.table}: data changed since the run started (writes by the application); the rollback itself changed "
+        "nothing"
+        for p in proof
+        if p.data_identical_to_start is False
+    ]
+    return UndoResult(steps=steps, proof=proof, exact=exact, notes=notes)
+
+
+def refuse_unless_abortable(plan: Plan, run: ledger.LedgerRow | None) -> None:
+    if run is not None and run.state in ledger.CONTRACTED:
+        raise Conflict(
+            f"migration {plan.id} is {run.state}: the old shape is gone, abort cannot undo it. "
+            + plan.after_contract_rollback,
+            reason="contracted",
+        )
+    if run is not None and run.state in ledger.ENDED:
+        raise Conflict(f"migration {plan.id} is already {run.state.replace('_', ' ')}", reason="already_" + run.state)
+
+
 def abort(
     plan: Plan,
     *,
@@ -75,60 +144,19 @@ def abort(
     parsed = admit(plan, confirm, url, "abort_migration (drops what expand added)")
     policy = policy or RetryPolicy(max_retries=plan.spec.options.max_lock_retries)
     engine = open_engine(parsed)
-    tables = [(t.schema_, t.name) for t in plan.tables if t.exists]
     try:
         with MigrationLock(parsed, plan.id, "abort"):
             with engine.begin() as conn:
                 ledger.ensure(conn)
             with engine.connect() as conn:
-                run = ledger.read_run(conn, plan.id)
-                done = ledger.read_steps(conn, plan.id)
-            if run is not None and run.state in ("contracting", "completed"):
-                raise Conflict(
-                    f"migration {plan.id} is {run.state}: the old shape is gone, abort cannot undo it. "
-                    + plan.after_contract_rollback,
-                    reason="contracted",
-                )
-            if run is not None and run.state == "aborted":
-                raise Conflict(f"migration {plan.id} is already aborted", reason="already_aborted")
-            start = (run.info.get("start") if run else None) or {}
-            columns = _original_columns(start) or {
-                (f"{t.schema_}.{t.name}" if t.schema_ else t.name): t.columns for t in plan.tables if t.exists
-            }
-            before = fingerprint.data_only(engine, tables, columns)
-            undo = steps_to_undo(plan, done)
-            try:
-                steps = run_steps(engine, plan, undo, policy=policy, done={}, progress=progress)
-            except DmigError as exc:
-                set_run_state(engine, plan, "failed", error=f"abort: {exc.message}")
-                raise
-            shapes = fingerprint.shapes(engine, tables)
-            after = fingerprint.data_only(engine, tables, columns)
-            proof = _prove(start, before, after, shapes)
-            exact = all(p.data_unchanged_by_rollback and p.shape_restored is not False for p in proof)
-            with engine.begin() as conn:
-                bf.forget(conn, plan.id)
-            if not exact:
-                set_run_state(engine, plan, "failed", error="abort did not restore the original exactly",
-                              abort_proof=[p.model_dump() for p in proof])  # fmt: skip
-                raise DatabaseError(
-                    f"abort of {plan.id} ran its rollback steps but the result differs from the original: "
-                    + "; ".join(_difference(p) for p in proof if _difference(p)),
-                    reason="rollback_not_exact",
-                    proof=[p.model_dump() for p in proof],
-                )
-            set_run_state(engine, plan, "aborted", abort_proof=[p.model_dump() for p in proof])
+                refuse_unless_abortable(plan, ledger.read_run(conn, plan.id))
+            undone = undo_expand(engine, plan, policy=policy, progress=progress)
+            set_run_state(engine, plan, "aborted", abort_proof=[p.model_dump() for p in undone.proof])
     finally:
         engine.dispose()
-    notes = [
-        f"{p.table}: data changed since the run started (writes by the application); the rollback itself changed "
-        "nothing"
-        for p in proof
-        if p.data_identical_to_start is False
-    ]
     return AbortOutcome(
-        migration_id=plan.id, checksum=plan.checksum, state="aborted", steps=steps, proof=proof,
-        restored_exactly=exact, notes=notes,
+        migration_id=plan.id, checksum=plan.checksum, state="aborted", steps=undone.steps, proof=undone.proof,
+        restored_exactly=undone.exact, notes=undone.notes,
     )  # fmt: skip
 
 

@@ -324,6 +324,12 @@ class Backfill:
                 raise
 
     # ----------------------------------------------------------------------------- the loop
+    def _mark(self, kind: str, detail: str) -> None:
+        """Put the executor's own moments (pause, resume, rollback) on the monitor's timeline and report."""
+        record = getattr(self.monitor, "record_event", None)
+        if record is not None:
+            record(kind, detail, step=self.plan.step_id, table=self.plan.table)
+
     def _between_batches(self, rows: int) -> None:
         if self.throttle_s > 0:
             self.sleep(self.throttle_s)
@@ -331,19 +337,28 @@ class Backfill:
             return
         if hasattr(self.monitor, "record_rows"):
             self.monitor.record_rows(rows)
+        paused_at: float | None = None
         while True:
             verdict = self.monitor.wait_until_healthy(MONITOR_WAIT_S)
             action = getattr(verdict, "action", verdict)
+            reasons = "; ".join(getattr(r, "message", str(r)) for r in getattr(verdict, "reasons", []))
             if action == "rollback":
-                reasons = "; ".join(getattr(r, "message", str(r)) for r in getattr(verdict, "reasons", []))
+                self._mark("rollback_started", f"backfill {self.plan.step_id} stops: {reasons or 'monitor verdict'}")
                 raise Conflict(
                     f"backfill {self.plan.step_id} stopped: the monitor asks for a rollback "
                     f"({reasons or 'see the monitor'}); the old shape is intact: abort_migration undoes expand",
                     reason="monitor_rollback",
+                    monitor_reasons=reasons,
                 )
             if action != "pause":
+                if paused_at is not None:
+                    waited = time.monotonic() - paused_at
+                    self._mark("resume", f"backfill {self.plan.step_id} resumes after {waited:.1f} s paused")
                 return
             self.pauses += 1
+            if paused_at is None:
+                paused_at = time.monotonic()
+                self._mark("pause", f"backfill {self.plan.step_id} paused: {reasons or 'monitor verdict'}")
 
     def _report(self, st: _State, started: float, done_now: int, total: int | None) -> None:
         if self.progress is None:

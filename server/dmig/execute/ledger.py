@@ -22,8 +22,12 @@ from dmig.redact import redact
 
 RUN = "_run"
 ERROR_MAX = 2000
-# Run states, in order; "failed" and "aborted" may follow any of them.
-RUN_STATES = ("started", "expanded", "backfilled", "validated", "contracting", "completed", "aborted", "failed")
+# Run states, in order; "failed", "aborted" and "rolled_back" may follow any of them.
+RUN_STATES = (
+    "started", "expanded", "backfilled", "validated", "contracting", "completed", "aborted", "rolled_back", "failed",
+)  # fmt: skip
+CONTRACTED = ("contracting", "completed")
+ENDED = ("aborted", "rolled_back")
 
 _md = sa.MetaData()
 LEDGER = sa.Table(

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import URL
 
 from dmig.context import ProgressFn
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of
-from dmig.errors import Conflict, DmigError
+from dmig.errors import Conflict, DatabaseError, DmigError
 from dmig.execute import backfill as bf
 from dmig.execute import fingerprint, ledger
+from dmig.execute.backups import record_backup, take_verified_backup
 from dmig.execute.checks import CheckOutcome, gate_passed, run_checks
 from dmig.execute.lock import MigrationLock
 from dmig.execute.retry import RetryPolicy
@@ -122,7 +125,7 @@ def _begin_or_resume(engine: sa.Engine, plan: Plan) -> tuple[bool, dict[str, led
             reason="already_contracted",
             state=run.state,
         )
-    fresh = run is None or run.state == "aborted"
+    fresh = run is None or run.state in ledger.ENDED
     if not fresh and run is not None and run.plan_checksum != plan.checksum:
         raise Conflict(
             f"migration {plan.id} has a run in state {run.state} under another plan ({run.plan_checksum[:12]}...): "
@@ -151,7 +154,7 @@ def set_run_state(engine: sa.Engine, plan: Plan, state: str, *, error: str | Non
         info = dict(run.info) if run else {}
         info.update(extra)
         ledger.write(conn, plan.id, ledger.RUN, phase="run", checksum=plan.checksum, state=state, error=error,
-                     info=info, finished=state in ("completed", "aborted", "failed"))  # fmt: skip
+                     info=info, finished=state in ("completed", "failed", *ledger.ENDED))  # fmt: skip
 
 
 def _version_warnings(engine: sa.Engine, plan: Plan) -> list[str]:
@@ -199,6 +202,71 @@ def _run_backfills(
     return results
 
 
+def in_place_backfill_tables(plan: Plan) -> list[tuple[str | None, str]]:
+    """Tables whose backfill overwrites columns that existed before the migration (their old values are lost)."""
+    facts = {(t.schema_, t.name): set(t.columns) for t in plan.tables if t.exists}
+    out = []
+    for b in plan.backfills:
+        key = (b.backfill.schema_, b.backfill.table)
+        if set(b.backfill.set_sql) & facts.get(key, set()) and key not in out:
+            out.append(key)
+    return out
+
+
+def _backup_before_in_place_backfill(engine: sa.Engine, plan: Plan, project_dir: Path | None, url: URL) -> list[str]:
+    tables = in_place_backfill_tables(plan)
+    if not tables:
+        return []
+    names = ", ".join(t for _, t in tables)
+    if not plan.backup.required:
+        return [f"the backfill overwrites existing columns of {names} and the plan waived backups: a rollback cannot "
+                "bring their old values back"]  # fmt: skip
+    if project_dir is None:
+        return [f"the backfill overwrites existing columns of {names} but no project folder was given: no backup was "
+                "taken, a rollback cannot bring their old values back"]  # fmt: skip
+    schemas = {s for s, _ in tables}
+    schema = next(iter(schemas)) if len(schemas) == 1 else None
+    ref = plan.target.ref or url.render_as_string(hide_password=False)
+    info = take_verified_backup(project_dir, ref, [t for _, t in tables], label=f"before-run-{plan.id}", schema=schema)
+    record_backup(project_dir, plan.id, info)
+    set_run_state(engine, plan, "started", run_backup=info)
+    return []
+
+
+def _abort_on_monitor(
+    engine: sa.Engine, plan: Plan, policy: RetryPolicy, progress: ProgressFn | None, monitor: Any, cause: Conflict
+) -> None:
+    """The plan's policy for a rollback verdict: stop the backfill and undo expand at once, then say so."""
+    from dmig.execute.abort import undo_expand
+
+    reasons = cause.details.get("monitor_reasons") or ""
+    mark = getattr(monitor, "record_event", None)
+    try:
+        undone = undo_expand(engine, plan, policy=policy, progress=progress)
+    except DmigError as exc:
+        if mark:
+            mark("rollback_failed", exc.message)
+        raise DatabaseError(
+            f"the monitor asked for a rollback ({reasons}) and undoing expand failed: {exc.message}",
+            reason="monitor_rollback_failed",
+        ) from None
+    proof = [p.model_dump() for p in undone.proof]
+    set_run_state(engine, plan, "aborted", error=f"monitor rollback: {reasons}"[:2000], abort_proof=proof,
+                  monitor_rollback=reasons)  # fmt: skip
+    if mark:
+        mark("rollback_done", f"expand undone automatically ({len(undone.steps)} step(s)); proof exact: {undone.exact}")
+    raise Conflict(
+        f"the monitor asked for a rollback ({reasons or 'see the run report'}); as the plan's monitoring policy says, "
+        f"the backfill stopped and expand was undone automatically ({len(undone.steps)} rollback step(s), shape and "
+        "original data proven restored). Investigate the cause, then run again",
+        reason="monitor_rollback",
+        state="aborted",
+        aborted=True,
+        proof=proof,
+        notes=undone.notes,
+    )
+
+
 def run_plan(
     plan: Plan,
     *,
@@ -211,8 +279,14 @@ def run_plan(
     throttle_ms: int | None = None,
     max_batches: int | None = None,
     policy: RetryPolicy | None = None,
+    project_dir: Path | None = None,
 ) -> RunOutcome:
-    """Expand, backfill and validate ``plan``; stop before contract. See the module docstring."""
+    """Expand, backfill and validate ``plan``; stop before contract. See the module docstring.
+
+    ``project_dir``: where verified backups are kept. A backfill that overwrites columns which existed
+    before the migration destroys their old values, so a fresh run of such a plan first takes a
+    verified backup of those tables (unless the plan waived backups) and records it for rollback.
+    """
     verify_plan(plan)
     require_confirm(plan, confirm, "run_migration")
     base = RunOutcome(migration_id=plan.id, checksum=plan.checksum, target=plan.target.url, dry_run=dry_run, state="")
@@ -233,6 +307,8 @@ def run_plan(
         warnings = _version_warnings(engine, plan)
         with MigrationLock(parsed, plan.id, "run"):
             resumed, done = _begin_or_resume(engine, plan)
+            if not resumed:
+                warnings += _backup_before_in_place_backfill(engine, plan, project_dir, parsed)
             try:
                 steps = run_steps(engine, plan, plan.phase_steps("expand"), policy=policy, done=done, progress=progress)
                 set_run_state(engine, plan, "expanded")
@@ -248,6 +324,11 @@ def run_plan(
                 passed = gate_passed(results)
                 state = "validated" if passed else "backfilled"
                 set_run_state(engine, plan, state, validation=[r.model_dump(mode="json") for r in results])
+            except Conflict as exc:
+                if exc.details.get("reason") != "monitor_rollback":
+                    set_run_state(engine, plan, "failed", error=exc.message)
+                    raise
+                _abort_on_monitor(engine, plan, policy, progress, monitor, exc)
             except Exception as exc:
                 set_run_state(engine, plan, "failed", error=getattr(exc, "message", None) or ledger.clean_error(exc))
                 raise
