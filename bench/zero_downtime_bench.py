@@ -15,7 +15,7 @@ Per dialect, in one run:
    untouched copy of the table taken before the migration, bytewise), no row lost (counts).
 
     python -m bench.zero_downtime_bench [--rows 1000000] [--dialects postgresql,mariadb] [--seconds 30]
-        [--threads 8] [--rate 200] [--batch-size 1000] [--throttle-ms 20] [--idle-batch-size 1000]
+        [--threads 8] [--rate 200] [--batch-size 1000] [--throttle-ms 50] [--idle-batch-size 1000]
         [--profile] [--keep] [--no-results]
 """
 
@@ -465,8 +465,69 @@ def markdown(report: dict[str, Any], argv: list[str]) -> str:
             for s in d["segments"]
         )
         lines += [f"By segment: {seg}.", ""]
+    lines += goals(report)
+    lines += NOTES
     lines.append(END)
     return "\n".join(lines)
+
+
+def goals(report: dict[str, Any]) -> list[str]:
+    """The issue's goals, judged from the figures (no judgement is hard-coded)."""
+    rows = ["Goals:", "", "| goal | " + " | ".join(report["dialects"]) + " |",
+            "|---|" + "---|" * len(report["dialects"])]  # fmt: skip
+
+    def p99_ok(r: dict[str, Any]) -> bool:
+        during, base = r["load"]["during"]["overall"]["p99_ms"], r["load"]["baseline"]["overall"]["p99_ms"]
+        return bool(during and base and during <= 1.5 * base)
+
+    def segments_ok(r: dict[str, Any]) -> bool:
+        base = r["load"]["baseline"]["overall"]["p99_ms"]
+        segs = [s for s in r["load"]["during"]["segments"] if s["segment"] in MIGRATION_SEGMENTS]
+        return bool(base and segs and all((s["overall"]["p99_ms"] or 0) <= 1.5 * base for s in segs))
+
+    checks = [
+        ("zero failed requests during the migration", lambda r: r["load"]["during"]["failed"] == 0),
+        ("p99 during / baseline p99 <= 1.5 (all requests of the run)", p99_ok),
+        ("p99 of each migration segment (expand, backfill, validated, contract) <= 1.5x baseline", segments_ok),
+        (
+            "backfill without load >= 50k rows/s (a PostgreSQL goal)",
+            lambda r: (r["idle"]["migration"]["backfill"]["rows_per_s"] or 0) >= 5e4,
+        ),
+        ("final validation and counts", lambda r: r["idle"]["final"]["passed"] and r["load"]["final"]["passed"]),
+    ]
+    for label, ok in checks:
+        cells = ["-" if "error" in r else ("met" if ok(r) else "**not met**") for r in report["dialects"].values()]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*rows, ""]
+
+
+MIGRATION_SEGMENTS = ("expand", "backfill", "validated", "contract")
+NOTES = [
+    "Notes:",
+    "",
+    "- pgroll, for comparison: its backfill updates rows in batches of 1000 by default (`--backfill-batch-size`,"
+    " xataio/pgroll#406) with no delay between batches by default (`--backfill-batch-delay`, xataio/pgroll#410),"
+    " and its repository has a `BenchmarkBackfill` (10k/100k/1M rows, reports rows/s; xataio/pgroll#412), but we"
+    " found no published rows/s or lock-wait figures to compare with. Like ours, its backfill fires the sync"
+    " trigger on every row it updates: each batch is `UPDATE ... SET <pk> = <pk>` over the next `LIMIT <batch>`"
+    " keys locked `FOR NO KEY UPDATE` (pkg/backfill/templates/sql.go), so the trigger computes the new value.",
+    "- Known, intermittent failures of the contract step (reported to the spec's owner; see"
+    " tests/workload_helpers.py): PostgreSQL: the compat-view contract locks the table (DROP TRIGGER) before the"
+    " view while old readers lock the view then the table, so it can deadlock with them (a request, or the"
+    " contract itself, is the victim after deadlock_timeout, 1 s, with every request queued behind it);"
+    " MariaDB: DROP TRIGGER runs before the ALTER that makes user_name a generated column, so a new-shape write"
+    " in between leaves user_name stale for old readers until the ALTER commits. An earlier run of this"
+    " benchmark (same command with --throttle-ms 20) lost one PostgreSQL request to that deadlock (p99 of the"
+    " contract segment 1,014 ms).",
+    "- The backfill is bound by the database, not Python: the pyinstrument profile of the idle PostgreSQL run"
+    " shows 4.5 s of CPU in the executor for 52 s of wall time (MariaDB: 3.6 s for 57 s). On the same"
+    " machine a bare 1000-row batched UPDATE"
+    " of the split runs at ~44k rows/s without the sync trigger, ~24k rows/s with it (the plpgsql function runs"
+    " for every backfilled row) and ~40k rows/s when the UPDATE trigger has a WHEN clause that skips rows whose"
+    " parts already equal the split (the backfill's own rows): the fix we propose for the 50k goal.",
+    "- Latencies are measured from each request's scheduled start on a shared 2-core machine (see the load"
+    " average): the service-time p99 column shows the same requests without the wait of a late start.",
+]
 
 
 def write_section(section: str) -> None:
@@ -487,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--rate", type=float, default=200.0, help="target requests/s over all threads")
     p.add_argument("--batch-size", type=int, default=1000, help="backfill batch under load")
-    p.add_argument("--throttle-ms", type=int, default=20, help="pause between batches under load")
+    p.add_argument("--throttle-ms", type=int, default=50, help="pause between batches under load (the seed's 50)")
     p.add_argument("--idle-batch-size", type=int, default=1000, help="backfill batch without load (no throttle)")
     p.add_argument("--settle", type=float, default=3.0, help="seconds between the phases under load")
     p.add_argument("--op-timeout", type=float, default=10.0, help="workload statement timeout (s)")
@@ -496,9 +557,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="pyinstrument profile of the idle run_plan")
     p.add_argument("--keep", action="store_true", help="keep the dmig_bench_zd_* databases")
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
+    p.add_argument("--render", type=Path, help="re-render the RESULTS.md section from a saved JSON report")
     args, _unknown = p.parse_known_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        section = markdown(report, report.get("argv", []))
+        print(section)
+        if not args.no_results:
+            write_section(section)
+        return 0
     OUT.mkdir(exist_ok=True)
-    report: dict[str, Any] = {"machine": machine(), "args": vars(args), "dialects": {}}
+    report: dict[str, Any] = {"machine": machine(), "args": vars(args), "argv": argv, "dialects": {}}
     made: list[tuple[str, str]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="dmig-zd-") as tmp:
@@ -516,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for dialect, name in made:
                 drop_db(dialect, name)
+    report["machine"]["load_at_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"zero-downtime-{stamp}.json").write_text(json.dumps(report, indent=1, default=str))
     section = markdown(report, argv)

@@ -16,8 +16,9 @@ EDGE = ["Ada Lovelace", "Plato", "", None, "Mary Ann Smith", " leading", "traili
 
 # Failures the workload sees in the contract step today, with their cause (reported to the spec's owner):
 # PostgreSQL: the compat-view contract drops the triggers (lock on users) before the view, while old readers
-# lock the view then users: a deadlock. MariaDB: DROP TRIGGER runs before the ALTER that turns user_name into
-# a generated column; a new-shape write in between leaves user_name stale until the ALTER commits.
+# lock the view then users: a deadlock (the victim is a request, or the contract itself: complete_retrying re-runs
+# it as an operator would). MariaDB: DROP TRIGGER runs before the ALTER that turns user_name into a generated
+# column; a new-shape write in between leaves user_name stale until the ALTER commits. Both are intermittent.
 KNOWN_CONTRACT_FAILURES = {"postgresql": {"DeadlockDetected(40P01)"}, "mysql": {"WrongResult"}}
 
 

@@ -178,11 +178,13 @@ class Workload:
         self.watcher = SchemaWatcher(self.engine, self.shape, self.watch_interval_s)
         if self.initial_phase != "auto":
             self.watcher.tell(self.initial_phase)  # type: ignore[arg-type]
+        self._clients = [Client(self, i) for i in range(self.threads)]
+        for c in self._clients:  # connect before the clock starts: a connect is not a request
+            c.connection()
         self.t0 = time.perf_counter()
         self._deadline = self.t0 + self.duration_s if self.duration_s > 0 else float("inf")
         self.watcher.start(self.t0)
         self._segments.append((self.segment, self.t0))
-        self._clients = [Client(self, i) for i in range(self.threads)]
         self._threads = [
             threading.Thread(target=c.run, name=f"dmig-workload-{i}", daemon=True) for i, c in enumerate(self._clients)
         ]
