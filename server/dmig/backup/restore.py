@@ -209,6 +209,22 @@ def _pg_set_identity(conn: sa.Connection, table: str, schema: str | None, cols: 
         )
 
 
+def _pg_relax_identity(conn: sa.Connection, ordered: list[str], schema: str | None) -> dict[str, list[str]]:
+    """Replica role (no FK triggers) and GENERATED ALWAYS relaxed for the load; returns what to put back."""
+    _pg_replica_role(conn)
+    always = {}
+    for t in ordered:
+        always[t] = _pg_always_identity(conn, t, schema)
+        _pg_set_identity(conn, t, schema, always[t], "BY DEFAULT")
+    return always
+
+
+def _pg_restore_identity(conn: sa.Connection, ordered: list[str], schema: str | None, always: dict) -> None:
+    for t in ordered:
+        _pg_set_identity(conn, t, schema, always.get(t, []), "ALWAYS")
+        _pg_fix_sequences(conn, t, schema)
+
+
 def _pg_rel(conn: sa.Connection, table: str, schema: str | None) -> str:
     prep = conn.dialect.identifier_preparer
     return f"{prep.quote(schema)}.{prep.quote(table)}" if schema else prep.quote(table)
@@ -301,19 +317,14 @@ def _portable(
 
         def before() -> None:
             if target.dialect == "postgresql":
-                _pg_replica_role(conn)
-                for t in ordered:
-                    always[t] = _pg_always_identity(conn, t, schema)
-                    _pg_set_identity(conn, t, schema, always[t], "BY DEFAULT")
+                always.update(_pg_relax_identity(conn, ordered, schema))
             for t in reversed(ordered):
                 if t not in missing:
                     conn.execute(_delete(t, schema))
 
         def after() -> None:
             if target.dialect == "postgresql":
-                for t in ordered:
-                    _pg_set_identity(conn, t, schema, always.get(t, []), "ALWAYS")
-                    _pg_fix_sequences(conn, t, schema)
+                _pg_restore_identity(conn, ordered, schema, always)
 
         with _relaxed_fks(conn):
             if target.scratch and target.dialect == "postgresql":
@@ -491,4 +502,70 @@ def _native_sqlite(
                 conn.rollback()
                 conn.exec_driver_sql("DETACH DATABASE dmig_bk")
                 conn.commit()
+    return out
+
+
+# --- replacing rows inside the caller's transaction (rollback) -----------------------------------
+
+
+def replace_rows(
+    conn: sa.Connection,
+    folder: Path,
+    manifest: Manifest,
+    tables: list[str],
+    key: bytes | None = None,
+    schema: str | None = None,
+) -> dict[str, Outcome]:
+    """Replace the rows of existing ``tables`` with the backup's, inside the transaction the caller holds.
+
+    A rollback stops writes (an exclusive table lock), reshapes the table and reloads it in one
+    unit, and checks the checksum before it commits; so this never begins, commits or rolls back.
+    Portable backups load on any dialect; a native PostgreSQL backup loads through COPY on
+    ``conn``. Native MariaDB and SQLite backups restore through a client process or ATTACH, which
+    cannot join the caller's transaction: those are refused (restore them with restore_backup).
+    SQLite callers turn foreign keys off before their transaction begins (PRAGMA is a no-op inside).
+    """
+    unknown = [t for t in tables if manifest.table(t) is None]
+    if unknown:
+        raise InvalidInput(f"backup {manifest.backup_id} holds no table {', '.join(unknown)}", tables=unknown)
+    dialect = conn.dialect.name
+    native_pg = manifest.format == "native" and dialect == "postgresql" == manifest.source.dialect
+    if manifest.format != "portable" and not native_pg:
+        raise InvalidInput(
+            f"backup {manifest.backup_id} is a native {manifest.source.dialect} backup: it cannot be loaded inside a "
+            "locked transaction. Use a portable backup (the executor's before-contract backups are), or restore_backup",
+            reason="native_backup",
+        )
+    ordered = fk_order(folder, tables)
+    files = Files(folder, key)
+    out = {t: Outcome(t) for t in ordered}
+    try:
+        if native_pg:
+            dump_dir = files.path(f"{native.PG_DIR}/toc.dat", "toc").parent
+
+        def load(t: str) -> int:
+            entry = manifest.table(t)
+            assert entry is not None
+            if native_pg:
+                return native.pg_copy_table(conn, dump_dir, _pg_entry(files.path(entry.file, t).name), t)
+            stream = portable.TableStream(folder / entry.file, files.stream_key(), t)
+            return portable.load_table(conn, stream, t, schema)
+
+        always = _pg_relax_identity(conn, ordered, schema) if dialect == "postgresql" else {}
+        if dialect == "mysql":
+            conn.exec_driver_sql("SET SESSION FOREIGN_KEY_CHECKS = 0")
+        try:
+            for t in reversed(ordered):
+                conn.execute(_delete(t, schema))
+            for t in ordered:
+                started = time.monotonic()
+                out[t].rows = load(t)
+                out[t].seconds = round(time.monotonic() - started, 3)
+        finally:
+            if dialect == "mysql":
+                conn.exec_driver_sql("SET SESSION FOREIGN_KEY_CHECKS = 1")
+        if dialect == "postgresql":
+            _pg_restore_identity(conn, ordered, schema, always)
+    finally:
+        files.close()
     return out

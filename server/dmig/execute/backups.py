@@ -114,3 +114,57 @@ def recorded_backup_ids(project_dir: Path) -> set[str]:
         except (OSError, ValueError, TypeError, KeyError):
             continue
     return out
+
+
+def recorded_entries(project_dir: Path, migration_id: str) -> list[dict[str, Any]]:
+    """The backups this migration recorded (oldest first); an unreadable record counts as none."""
+    import json
+
+    path = Path(project_dir) / "docs" / "migrations" / migration_id / RECORD
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and e.get("id")] if isinstance(entries, list) else []
+
+
+class RestoreSource:
+    """A verified backup a rollback may restore: its manifest, folder and how it was found."""
+
+    def __init__(self, manifest: Any, folder: Path, found_by: str) -> None:
+        self.manifest, self.folder, self.found_by = manifest, folder, found_by
+
+
+def find_restore_backup(
+    project_dir: Path, migration_id: str, label: str, ids: list[str], url: str, tables: list[str],
+    schema: str | None, *, fallback: bool,
+) -> tuple[RestoreSource | None, list[str]]:  # fmt: skip
+    """The newest VERIFIED backup recorded for this migration under ``label`` (or listed in ``ids``), else
+    (``fallback``) the newest verified backup of these tables in the project. Returns (source, notes)."""
+    from dmig.backup.service import backups_root, latest_verified_backup
+    from dmig.backup.store import backup_dir, read_manifest
+
+    root = backups_root(project_dir)
+    notes: list[str] = []
+    recorded = [e["id"] for e in recorded_entries(project_dir, migration_id) if e.get("label") == label]
+    for bid in reversed(list(dict.fromkeys([*ids, *recorded]))):
+        try:
+            folder = backup_dir(root, str(bid))
+            manifest, _sha = read_manifest(folder)
+        except DmigError as exc:
+            notes.append(f"recorded backup {bid} is unusable: {exc.message}")
+            continue
+        if not manifest.verified:
+            notes.append(f"recorded backup {bid} has no passing verification: not used")
+            continue
+        if not set(tables) <= {t.name for t in manifest.tables}:
+            notes.append(f"recorded backup {bid} lacks some of {', '.join(tables)}: not used")
+            continue
+        return RestoreSource(manifest, folder, f"recorded for {migration_id} ({label})"), notes
+    if not fallback:
+        return None, notes
+    found = latest_verified_backup(project_dir, url, tables, schema=schema)
+    if found is None:
+        return None, notes
+    notes.append(f"no usable backup recorded for {migration_id}: using the newest verified backup of the tables")
+    return RestoreSource(found, backup_dir(root, found.backup_id), "latest verified backup of the tables"), notes

@@ -18,13 +18,13 @@ from dmig.diff.hashing import as_int, register_sqlite, row_hash_sql, sum_sql
 from dmig.diff.normalize import FRAMED, category_of
 
 
-def _dialect(conn: sa.Connection) -> str:
+def dialect_name(conn: sa.Connection) -> str:
     return "mysql" if conn.dialect.name in ("mysql", "mariadb") else conn.dialect.name
 
 
 def prepare(conn: sa.Connection) -> int:
     """Session rules the canonical texts assume (UTC, SQLite functions); returns PostgreSQL's version number."""
-    d = _dialect(conn)
+    d = dialect_name(conn)
     if d == "sqlite":
         raw = conn.connection.dbapi_connection
         assert isinstance(raw, sqlite3.Connection)
@@ -38,7 +38,7 @@ def prepare(conn: sa.Connection) -> int:
 
 
 def _triggers(conn: sa.Connection, table: str, schema: str | None) -> list[str]:
-    d = _dialect(conn)
+    d = dialect_name(conn)
     if d == "postgresql":
         rows = conn.execute(
             sa.text(
@@ -91,8 +91,8 @@ def data_checksum(conn: sa.Connection, table: str, schema: str | None, columns: 
     t = sa.table(table, *[sa.column(c) for c in columns], schema=schema)
     categories = [category_of(cols[c]["type"]) for c in columns]
     framed = [cat in FRAMED for cat in categories]
-    h = row_hash_sql(_dialect(conn), categories, framed, [t.c[c] for c in columns], pg_version)
-    row = conn.execute(sa.select(sa.func.count(), sum_sql(_dialect(conn), h)).select_from(t)).one()
+    h = row_hash_sql(dialect_name(conn), categories, framed, [t.c[c] for c in columns], pg_version)
+    row = conn.execute(sa.select(sa.func.count(), sum_sql(dialect_name(conn), h)).select_from(t)).one()
     return {"rows": int(row[0]), "sum": str(as_int(row[1])), "columns": columns}
 
 

@@ -289,6 +289,14 @@ def run_plan(
     """
     verify_plan(plan)
     require_confirm(plan, confirm, "run_migration")
+    copies = [s.id for s in plan.steps if s.kind == "copy"]
+    if copies:
+        raise Conflict(
+            f"plan {plan.id} has copy steps ({', '.join(copies)}: move_table) and the executor runs SQL steps only; "
+            "nothing was run. Move the table with the copy tool, then plan the drop of the source separately",
+            reason="copy_steps_unsupported",
+            steps=copies,
+        )
     base = RunOutcome(migration_id=plan.id, checksum=plan.checksum, target=plan.target.url, dry_run=dry_run, state="")
     if dry_run:
         return base.model_copy(
