@@ -254,3 +254,18 @@ def test_empty_target_settles_from_counts(sqlite_url: str, pg_url: str) -> None:
     result = diff_table(sqlite_url, pg_url, "nasty", limit=5)
     assert result.missing_count == 200 and len(result.missing_in_target) == 5
     assert result.missing_in_target[0] == [1]
+
+
+def test_default_settings_batch_many_small_segments(sqlite_url: str, pg_url: str) -> None:
+    """Default sizes: 256-key first-level buckets from one grouped pass, mismatching ones fetched together."""
+    rows = nasty_rows(3000, step=1)
+    table = nasty_table()
+    load(sqlite_url, table, rows)
+    load(pg_url, table, rows)
+    changed = [5, 700, 1400, 2100, 2999]
+    plant(pg_url, table, delete=[300, 2500], insert=[], update={k: {"big": 42} for k in changed})
+    result = diff_table(sqlite_url, pg_url, "nasty")
+    assert result.stats.segments_initial == 12 and result.stats.leaf_downloads == 7
+    assert result.missing_in_target == [[300], [2500]]
+    assert [c.key[0] for c in result.changed] == changed and all(c.columns == ["big"] for c in result.changed)
+    assert result.stats.queries_source <= 5  # bounds, one grouped pass, one batched fetch, details
