@@ -23,8 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from dmig import __version__
 from dmig.context import RunContext
-from dmig.errors import DmigError, ErrorInfo, internal_error
-from dmig.mcp_server import _validation_message
+from dmig.errors import DmigError, ErrorInfo, internal_error, validation_error
 from dmig.redact import redact, redact_obj
 from dmig.registry import ToolSpec, all_tools, run_tool
 
@@ -164,14 +163,17 @@ def _run(args: argparse.Namespace, rc: RunContext) -> int:
     except DmigError as exc:
         return _emit_error(exc.info(), as_json)
     except ValidationError as exc:
-        return _emit_error(_validation_message(exc), as_json)
+        return _emit_error(validation_error(exc), as_json)
     except KeyboardInterrupt:
         return _emit_error(ErrorInfo(code="E_INTERRUPTED", message="interrupted"), as_json)
     except Exception as exc:
         if os.environ.get("DMIG_DEBUG"):
             raise
         return _emit_error(internal_error(exc), as_json)
-    _emit(out, spec, as_json)
+    try:
+        _emit(out, spec, as_json)
+    except BrokenPipeError:  # `dmig ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return spec.cli_exit_code(out) if spec.cli_exit_code else 0
 
 

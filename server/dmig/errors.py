@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from dmig.redact import redact, redact_obj
 
@@ -74,6 +74,15 @@ class DatabaseError(DmigError):
 
 class ConnectionFailed(DatabaseError):
     code = "E_CONNECTION"
+
+
+def validation_error(exc: ValidationError) -> ErrorInfo:
+    """Field-by-field problems of a bad tool input; the rejected values are not echoed back."""
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(input)", "problem": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return ErrorInfo(code="E_INVALID_INPUT", message="the tool input is not valid", details={"errors": problems})
 
 
 def internal_error(exc: BaseException) -> ErrorInfo:
