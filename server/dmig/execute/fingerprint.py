@@ -132,3 +132,24 @@ def data_only(engine: sa.Engine, tables: list[tuple[str | None, str]], columns: 
                 out[key] = data_checksum(conn, table, schema, columns[key], version)
         conn.rollback()
     return out
+
+
+def sqlite_ddl(engine: sa.Engine, tables: list[tuple[str | None, str]]) -> dict[str, dict[str, list[str]]]:
+    """SQLite only: each table's own CREATE text, its indexes and triggers, taken before expand.
+
+    SQLite changes a table's constraints only by rebuilding it, and an operation's rollback cannot
+    always rebuild it back (a CHECK added by a rebuild has no DROP CONSTRAINT); with the original
+    text a rollback can rebuild the exact original table around the same rows.
+    """
+    if engine.dialect.name != "sqlite":
+        return {}
+    master = sa.table("sqlite_master", sa.column("type"), sa.column("tbl_name"), sa.column("sql"))
+    out: dict[str, dict[str, list[str]]] = {}
+    with engine.connect() as conn:
+        for _schema, table in tables:
+            rows = conn.execute(
+                sa.select(master.c.type, master.c.sql).where(master.c.tbl_name == table, master.c.sql.is_not(None))
+            ).all()
+            out[table] = {kind: [r.sql for r in rows if r.type == kind] for kind in ("table", "index", "trigger")}
+        conn.rollback()
+    return out

@@ -230,3 +230,26 @@ def describe_plan(table: str, plan: ColumnPlan) -> list[str]:
     out += [f"{table}: {c.name} made {'nullable' if c.nullable else 'NOT NULL'} again" for c in plan.nullability]
     out += [f"{table}: default of {c.name} set back" for c in plan.defaults]
     return out
+
+
+def sqlite_rebuild_in_place(conn: sa.Connection, table: str, ddl: dict[str, list[str]], keep: list[str]) -> None:
+    """Rebuild ``table`` from its original CREATE text around its current rows (caller: BEGIN IMMEDIATE, FKs off).
+
+    The old table is renamed aside with legacy_alter_table on, so views and triggers elsewhere that
+    name the table keep naming it; it is dropped (with its indexes) before the original indexes
+    are created; the original triggers come back last.
+    """
+    q = conn.dialect.identifier_preparer.quote
+    aside = "dmig_rb_aside"
+    cols = ", ".join(q(c) for c in keep)
+    conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
+    try:
+        conn.exec_driver_sql(f"ALTER TABLE {q(table)} RENAME TO {q(aside)}")
+        for stmt in ddl.get("table", []):
+            conn.exec_driver_sql(stmt)
+        conn.exec_driver_sql(f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(aside)}")
+        conn.exec_driver_sql(f"DROP TABLE {q(aside)}")
+        for stmt in [*ddl.get("index", []), *ddl.get("trigger", [])]:
+            conn.exec_driver_sql(stmt)
+    finally:
+        conn.exec_driver_sql("PRAGMA legacy_alter_table = OFF")

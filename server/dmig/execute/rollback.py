@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from dmig.context import ProgressFn, RunContext
 from dmig.db.engine import open_engine
-from dmig.errors import Conflict, DmigError
+from dmig.errors import Conflict, DatabaseError, DmigError
 from dmig.execute import fingerprint, ledger
 from dmig.execute.abort import TableProof, UndoResult, undo_expand
 from dmig.execute.backups import RestoreSource, find_restore_backup
@@ -246,12 +246,48 @@ def rollback(
                     report(2, 3, "restoring the rows the backfill overwrote (writes stopped)")
                     unit, checked = _restore(engine, plan, source, tables, False, policy)
             shape = _shape_proof(engine, plan, start)
+            if not all(p.identical for p in shape) and run.info.get("start_ddl"):
+                notes += _sqlite_original_shape(engine, shape, start, run.info["start_ddl"])
+                shape = _shape_proof(engine, plan, start)
             out = _outcome(plan, run.state, contracted, source, unit, checked, undone, shape, notes, started_at, t0)
             set_run_state(engine, plan, "rolled_back", rollback=_ledger_summary(out))
     finally:
         engine.dispose()
     report(3, 3, "rolled back")
     return _announce(rc, out, story_id, reason)
+
+
+def _sqlite_original_shape(
+    engine: sa.Engine, shape: list[ShapeProof], start: dict[str, Any], ddl: dict[str, Any]
+) -> list[str]:
+    """SQLite: rebuild tables whose shape still differs from their original CREATE text, rows unchanged (proven)."""
+    from dmig.execute import reshape
+
+    notes = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        version = fingerprint.prepare(conn)
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            for p in shape:
+                keep = [c[0] for c in (start.get(p.table) or {}).get("shape", {}).get("columns", [])]
+                if p.identical or p.table not in ddl or not keep:
+                    continue
+                before = fingerprint.data_checksum(conn, p.table, None, keep, version)
+                reshape.sqlite_rebuild_in_place(conn, p.table, ddl[p.table], keep)
+                after = fingerprint.data_checksum(conn, p.table, None, keep, version)
+                if (before["rows"], before["sum"]) != (after["rows"], after["sum"]):
+                    raise DatabaseError(f"rebuilding {p.table} in its original shape changed its rows: rolled back",
+                                        reason="rebuild_changed_data")  # fmt: skip
+                notes.append(f"{p.table}: rebuilt from its original CREATE statement (SQLite cannot drop what the "
+                             f"migration's rebuild added); {after['rows']} rows, checksum unchanged")  # fmt: skip
+            conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        finally:
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+    return notes
 
 
 def _refuse(plan: Plan, run: ledger.LedgerRow | None) -> None:

@@ -139,6 +139,9 @@ def _begin_or_resume(engine: sa.Engine, plan: Plan) -> tuple[bool, dict[str, led
             ledger.forget_steps(conn, plan.id, FRESH_PHASES)
             bf.forget(conn, plan.id)
             info = {"start": snap, "owner": f"pid {os.getpid()} on {socket.gethostname()}"}
+            tables = [(t.schema_, t.name) for t in plan.tables if t.exists]
+            if ddl := fingerprint.sqlite_ddl(engine, tables):
+                info["start_ddl"] = ddl
             ledger.write(conn, plan.id, ledger.RUN, phase="run", checksum=plan.checksum, state="started",
                          attempts=1, info=info, restart=True)  # fmt: skip
         return False, {}
