@@ -167,6 +167,10 @@ def forget(conn: sa.Connection, migration_id: str) -> None:
             conn.execute(sa.delete(table).where(table.c.migration_id == migration_id))
 
 
+def _reasons(verdict: Any) -> str:
+    return "; ".join(getattr(r, "message", str(r)) for r in getattr(verdict, "reasons", []))
+
+
 class Backfill:
     """One backfill of one migration on one database. ``run()`` does (or resumes) it to the end."""
 
@@ -338,10 +342,18 @@ class Backfill:
         if hasattr(self.monitor, "record_rows"):
             self.monitor.record_rows(rows)
         paused_at: float | None = None
+        # wait_until_healthy blocks through a pause and returns once healthy, so look at the verdict first:
+        # that is how a pause gets counted and marked on the timeline.
+        now = getattr(self.monitor, "verdict", None)
+        first = now() if now is not None else None
+        if getattr(first, "action", None) == "pause":
+            self.pauses += 1
+            paused_at = time.monotonic()
+            self._mark("pause", f"backfill {self.plan.step_id} paused: {_reasons(first) or 'monitor verdict'}")
         while True:
             verdict = self.monitor.wait_until_healthy(MONITOR_WAIT_S)
             action = getattr(verdict, "action", verdict)
-            reasons = "; ".join(getattr(r, "message", str(r)) for r in getattr(verdict, "reasons", []))
+            reasons = _reasons(verdict)
             if action == "rollback":
                 self._mark("rollback_started", f"backfill {self.plan.step_id} stops: {reasons or 'monitor verdict'}")
                 raise Conflict(
