@@ -8,6 +8,7 @@ timestamps with microseconds.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -60,11 +61,13 @@ SCHEMA = """
 CREATE TABLE users (
     id INTEGER PRIMARY KEY,
     user_name VARCHAR(200),
-    email VARCHAR(320) NOT NULL UNIQUE,
-    age INTEGER CHECK (age IS NULL OR age BETWEEN 0 AND 150),
+    email VARCHAR(320) NOT NULL,
+    age INTEGER,
     status VARCHAR(20) NOT NULL DEFAULT 'active',
     balance NUMERIC(12, 2) NOT NULL DEFAULT 0,
-    created_at TIMESTAMP NOT NULL
+    created_at TIMESTAMP NOT NULL,
+    CONSTRAINT uq_users_email UNIQUE (email),
+    CONSTRAINT ck_users_age CHECK (age IS NULL OR age BETWEEN 0 AND 150)
 );
 CREATE TABLE orders (
     id INTEGER PRIMARY KEY,
@@ -99,6 +102,19 @@ def _money(rng: random.Random, high: int) -> str:
     if roll < 0.012:
         return "9999999999.99"
     return str(Decimal(rng.randrange(1, high * 100)) / 100)
+
+
+USERS, ORDERS = 100_000, 150_000
+
+
+def sample_sizes() -> tuple[int, int]:
+    """The demo's sizes; DMIG_DEMO_SCALE (e.g. 0.2) shrinks them for slow machines and the server tests."""
+    try:
+        scale = float(os.environ.get("DMIG_DEMO_SCALE", "1"))
+    except ValueError:
+        scale = 1.0
+    scale = min(max(scale, 0.01), 10.0)
+    return max(100, int(USERS * scale)), max(150, int(ORDERS * scale))
 
 
 def generate(path: Path, users: int = 100_000, orders: int = 150_000, seed: int = 42) -> dict[str, int]:

@@ -1,240 +1,151 @@
-"""``dmig demo``: run the migration story through ``dmig serve`` with the official MCP client.
+"""``dmig demo``: the product's story, driven through ``dmig serve`` with the official MCP client.
 
-The demo is what a user sees first, so it uses nothing but the public surface: it spawns the
-server over stdio (as Claude Code does), calls the tools by name, and prints a short account
-with the figures each tool returned. It needs nothing but SQLite; ``--source``/``--target``
-point it at PostgreSQL or MariaDB instead.
+The application's users and orders move to a new database with the copy engine (``copy``, then
+``diff``), and users.user_name is split into first_name/last_name there with the seed's example
+spec: lint, plan, verified backup, expand and backfill under the monitor, validation, contract
+with the plan's checksum, diff and validation after contract, the project's tests, the story to
+in-review, a bus message and a self_improve with the measured figures. Then the rollback drill:
+the pre-migration backup is restored into a scratch database, the same migration is planned there
+(its estimate now from the first run's learning), run and measured, contracted, and rolled back
+with ``rollback``; diffs prove the scratch copy equals the source again.
+
+The move uses the ``copy`` tool rather than a ``move_table`` operation in the spec: the executor
+does not yet run the copy steps move_table plans, while the copy tool is complete (parallel,
+checkpointed, verified).
+
+Sizes: 100,000 users and 150,000 orders; ``DMIG_DEMO_SCALE`` (e.g. 0.2) scales both.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
+import os
 import sys
 import tempfile
-import textwrap
 import time
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
-from dmig.demo.sample import generate
+from dmig.db.urls import display_url
+from dmig.demo import steps
+from dmig.demo.databases import Databases, databases
+from dmig.demo.facts import Estimates
+from dmig.demo.project import SPEC, make_project
+from dmig.demo.sample import generate, sample_sizes
+from dmig.demo.session import Account, Session, StoryError
+from dmig.errors import DmigError
 from dmig.redact import redact
 
-STORY_ID = "US-0001"
+HELP = """\
+Run the product's story end to end through `dmig serve` (spawned over stdio, driven with the
+official MCP client): copy users and orders to the target and diff them, lint and plan the seed's
+split of users.user_name, verified backup, run (expand, backfill) under the monitor, validate,
+complete with the plan checksum, diff and validate after contract, the project's tests, story
+in-review, bus message, self_improve with the measured figures; then the rollback drill on a scratch
+copy restored from the backup: the same migration planned again (its estimate now from the first
+run's learning), run, contracted and rolled back with `rollback`, and diffed against the source.
+Needs nothing but SQLite by default.
+--source URL: the application database to start from (must hold the sample's users and orders);
+default: generated as SQLite (100k users, 150k orders; DMIG_DEMO_SCALE scales them).
+--target URL: the database the application moves to, e.g. postgresql://user@host/db or
+mysql://user@host/db (it must not hold users/orders yet); default: a new SQLite file. On a server
+the drill uses a scratch database dmig_verify_drill_<hex> created next to the target and dropped
+at the end. URLs reach the server as environment variables; tools see only env: references.
+"""
 
 
-@dataclass
-class Account:
-    """What happened, step by step, for the closing summary."""
-
-    lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-    def step(self, title: str, detail: str, seconds: float, ok: bool = True) -> None:
-        mark = "ok " if ok else "FAIL"
-        line = f"[{mark}] {title:<28} {seconds:6.2f}s  {detail}"
-        self.lines.append(line)
-        print(redact(line), flush=True)
-        if not ok:
-            self.failures.append(title)
-
-
-class StoryError(Exception):
-    pass
-
-
-class Session:
-    """One MCP client session over stdio; ``call`` returns the structured result or raises."""
-
-    def __init__(self, client: Client, account: Account) -> None:
-        self.client = client
-        self.account = account
-
-    async def call(self, title: str, tool: str, args: dict[str, Any], summarize, *, expect_error: bool = False):
-        t0 = time.perf_counter()
-        result = await self.client.call_tool(tool, args)
-        seconds = time.perf_counter() - t0
-        if result.is_error:
-            text = "".join(getattr(c, "text", "") for c in result.content)
-            payload = json.loads(text[text.index("{") :]) if "{" in text else {"error": {"message": text}}
-            err = payload.get("error", {})
-            if expect_error:
-                self.account.step(
-                    title, f"refused as expected: {err.get('code')} {err.get('message', '')[:80]}", seconds
-                )
-                return payload
-            detail = json.dumps(err.get("details", {}), ensure_ascii=False)[:600]
-            self.account.step(title, f"{err.get('code')}: {err.get('message')}", seconds, ok=False)
-            raise StoryError(f"{tool} failed: {err.get('code')}: {err.get('message')} {detail}")
-        out = result.structured_content or {}
-        self.account.step(title, summarize(out), seconds)
-        return out
-
-
-def _server_params(project: Path, env: dict[str, str]) -> StdioServerParameters:
-    return StdioServerParameters(
+async def _story(project: Path, dbs: Databases, account: Account, log: Path) -> tuple[steps.Story, Estimates]:
+    params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "dmig", "serve"],
-        env={"DMIG_PROJECT_DIR": str(project), **env},
+        env={"DMIG_PROJECT_DIR": str(project), "PATH": os.environ.get("PATH", ""), **dbs.env()},
         cwd=str(project),
     )
+    async with AsyncExitStack() as stack:
+        errlog = stack.enter_context(log.open("a", encoding="utf-8"))
+        client = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog), read_timeout_seconds=900))
+        st = steps.Story(Session(client, account), project, dbs)
+        await steps.prepare(st)
+        await steps.move(st)
+        planned = await steps.plan(st, SPEC)
+        await steps.protect(st)
+        st.out["run"] = await steps.execute(st, planned, monitor=True)
+        await steps.validate(st, "validate (before contract)", "validation report (before contract)")
+        await steps.contract(st, planned)
+        await steps.close_story(st, planned)
+        estimates = await steps.drill(st, planned)
+        await steps.served_resources(st)
+        st.files = {"plan": planned["plan_path"], "runbook": planned["runbook_path"], **st.files}
+        return st, estimates
 
 
-def _scratch_project(root: Path) -> Path:
-    """A user's project: a git repository with an AgileFlow story for the migration and one test."""
-    project = root / "app-project"
-    (project / "tests").mkdir(parents=True, exist_ok=True)
-    (project / "data").mkdir(exist_ok=True)
-    (project / "tests" / "test_app_db.py").write_text(
-        textwrap.dedent(
-            """\
-            import sqlite3
-            from pathlib import Path
-
-            def test_application_database_opens():
-                db = Path(__file__).resolve().parents[1] / "data" / "app.db"
-                with sqlite3.connect(db) as conn:
-                    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] > 0
-            """
-        )
-    )
-    (project / ".gitignore").write_text("data/\n*.lock\n")
-    git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", "-C", str(project)]
-    if not (project / ".git").exists():
-        subprocess.run(["git", "init", "-q", "-b", "main", str(project)], check=True)
-        subprocess.run([*git, "add", "."], check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "the application"], check=True)
-    return project
-
-
-def _seed_story(project: Path) -> None:
-    status = project / "docs" / "09-agents" / "status.json"
-    data = json.loads(status.read_text())
-    data.setdefault("stories", {})[STORY_ID] = {
-        "id": STORY_ID,
-        "title": "Split users.user_name into first_name/last_name with zero downtime",
-        "owner": "AG-DATAMIGRATION",
-        "status": "ready",
-        "test_status": "not_run",
-    }
-    status.write_text(json.dumps(data, indent=2) + "\n")
-
-
-async def _story(project: Path, source_url: str, account: Account) -> None:
-    async with Client(_server_params(project, {}), read_timeout_seconds=600) as client:
-        s = Session(client, account)
-        test_cmd = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
-        await s.call(
-            "session_init",
-            "session_init",
-            {"test_command": test_cmd},
-            lambda o: f"harness files: {len(o.get('created', []))} created",
-        )
-        _seed_story(project)
-        await s.call(
-            "obtain_context",
-            "obtain_context",
-            {"story_id": STORY_ID},
-            lambda o: f"branch {o.get('git', {}).get('branch')}, story {STORY_ID} loaded",
-        )
-        await s.call(
-            "status_update → in-progress",
-            "status_update",
-            {"story_id": STORY_ID, "status": "in-progress", "reason": "demo migration starts"},
-            lambda o: f"{o.get('from_status')} → {o.get('to_status')}",
-        )
-        await s.call(
-            "inspect",
-            "inspect",
-            {"url": source_url},
-            lambda o: ", ".join(f"{t['name']} {t['row_count']:,} rows" for t in o.get("tables", [])),
-        )
-        await s.call(
-            "validate (source rules)",
-            "validate",
-            {"spec": _source_rules(source_url)},
-            lambda o: f"{o.get('passed')} passed, {o.get('failed')} failed, {o.get('errored')} errors",
-        )
-        await s.call(
-            "status_update (gate)",
-            "status_update",
-            {"story_id": STORY_ID, "status": "in-review"},
-            lambda o: "",
-            expect_error=True,
-        )
-        await s.call(
-            "verify",
-            "verify",
-            {"story_id": STORY_ID},
-            lambda o: f"tests {o.get('test_status')} ({o.get('passed')} passed, {o.get('failed')} failed)",
-        )
-        await s.call(
-            "status_update → in-review",
-            "status_update",
-            {"story_id": STORY_ID, "status": "in-review"},
-            lambda o: f"{o.get('from_status')} → {o.get('to_status')}",
-        )
-        await s.call(
-            "bus_append",
-            "bus_append",
-            {"type": "status", "story": STORY_ID, "text": "users/orders validated; ready for review"},
-            lambda o: "message appended to docs/09-agents/bus/log.jsonl",
-        )
-
-
-def _source_rules(url: str) -> dict[str, Any]:
-    return {
-        "target": url,
-        "checks": [
-            {"type": "not_null", "table": "users", "columns": ["email", "created_at"]},
-            {"type": "unique", "table": "users", "columns": ["email"]},
-            {
-                "type": "orphaned_fk",
-                "table": "orders",
-                "columns": ["user_id"],
-                "parent_table": "users",
-                "parent_columns": ["id"],
-            },
-            {
-                "type": "enum",
-                "table": "users",
-                "column": "status",
-                "values": ["active", "inactive", "suspended", "pending"],
-            },
-            {"type": "range", "table": "orders", "column": "amount", "min": 0, "max": 9999999999.99},
-        ],
-    }
+def _closing(st: steps.Story, estimates: Estimates, account: Account) -> None:
+    print()
+    print(redact(f"Estimates: {estimates.line()}."))
+    verdict = "closer to" if estimates.improved else "NOT closer to"
+    print(f"The estimate from the first run's learning is {verdict} the measured time than the first estimate.")
+    print(f"\nAll {len(account.lines)} steps passed in {account.elapsed:.1f}s ({redact(st.dbs.describe())}).")
+    print(f"Project: {st.project}")
+    for label, path in st.files.items():
+        if path:
+            print(f"  {label + ':':<36} {path}")
+    backup = st.out["backup"]["backup"]["backup_id"]
+    taken = (st.out["complete"].get("backup") or {}).get("backup_id", "-")
+    print(f"  {'backup id:':<36} {backup} (verified; contract took {taken})")
+    print(f"  {'story, bus:':<36} docs/09-agents/status.json, docs/09-agents/bus/log.jsonl")
+    print(f"  {'expertise:':<36} .agileflow/experts/datamigration/expertise.yaml")
+    print(f"Total time: {account.elapsed:.1f}s")
 
 
 def run_demo(workdir: str | None = None, source: str | None = None, target: str | None = None) -> int:
+    """The whole story; any failure is one line on stderr and exit code 1."""
     root = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="dmig-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
-    account = Account()
-    print(f"dmig demo: working in {root}")
-    project = _scratch_project(root)
-    if source is None:
-        t0 = time.perf_counter()
-        counts = generate(project / "data" / "app.db")
-        account.step(
-            "generate sample app db",
-            f"users {counts['users']:,}, orders {counts['orders']:,} (SQLite)",
-            time.perf_counter() - t0,
-        )
-        source = f"sqlite:///{project / 'data' / 'app.db'}"
+    log = root / "dmig-serve.log"
     try:
-        anyio.run(_story, project, source, account)
-    except* StoryError as group:
-        print(f"\ndemo stopped: {redact(str(group.exceptions[0]))}", file=sys.stderr)
-    if account.failures:
+        return _run(root, log, source, target)
+    except KeyboardInterrupt:
+        _stopped("interrupted")
         return 1
-    total = time.perf_counter() - account.started
-    print(f"\nAll {len(account.lines)} steps passed in {total:.1f}s.")
-    print(f"Project folder: {project}")
-    print(f"  status:  {project / 'docs/09-agents/status.json'}")
-    print(f"  bus:     {project / 'docs/09-agents/bus/log.jsonl'}")
-    return 0
+
+
+def _run(root: Path, log: Path, source: str | None, target: str | None) -> int:
+    account = Account()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        print(f"dmig demo: working in {root} (server log: {log.name})")
+        project = make_project(root)
+        with databases(project / "data", source, target) as dbs:
+            if dbs.generated_source:
+                _generate(dbs, account)
+            st, estimates = anyio.run(_story, project, dbs, account, log)
+        _closing(st, estimates, account)
+        return 0
+    except Exception as exc:  # the demo must never end in a traceback: one line, exit 1
+        _stopped(_describe(exc, log))
+    return 1
+
+
+def _generate(dbs: Databases, account: Account) -> None:
+    users, orders = sample_sizes()
+    t0 = time.perf_counter()
+    counts = generate(Path(dbs.source.database or ""), users=users, orders=orders)
+    detail = f"users {counts['users']:,}, orders {counts['orders']:,} (SQLite {display_url(dbs.source)})"
+    account.step("generate sample app db", detail, time.perf_counter() - t0)
+
+
+def _describe(exc: BaseException, log: Path) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, StoryError):
+        return str(exc)
+    if isinstance(exc, DmigError):
+        return exc.info().message
+    return f"{type(exc).__name__}: {exc} (server log: {log})"
+
+
+def _stopped(reason: str) -> None:
+    first = reason.strip().splitlines()[0] if reason.strip() else "unknown error"
+    print(redact(f"\ndemo stopped: {first}"), file=sys.stderr, flush=True)
