@@ -112,10 +112,17 @@ def build_parser(specs: list[ToolSpec]) -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="streamable HTTP on loopback instead of stdio")
     serve.add_argument("--port", type=int, default=8765)
 
-    demo = sub.add_parser("demo", help="run the demo story end to end on embedded SQLite")
+    from dmig.demo.help import HELP as DEMO_HELP
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the migration story end to end through the MCP server (embedded SQLite by default)",
+        description=DEMO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--workdir", help="scratch folder (default: a new temporary folder)")
-    demo.add_argument("--source", help="source database URL (default: a generated SQLite database)")
-    demo.add_argument("--target", help="target database URL (default: SQLite)")
+    demo.add_argument("--source", help="the application database the story starts from (default: generated SQLite)")
+    demo.add_argument("--target", help="the database the application moves to and is migrated on (default: SQLite)")
 
     sub.add_parser("tools", help="list the tools with their annotations")
 

@@ -1,10 +1,7 @@
 """Measured facts for self_improve, taken from tool outputs only, and the estimate-versus-actual figures.
 
-One correction is applied, and said so in the fact's notes: run_migration's backfill seconds are
-wall time including the throttle pauses between batches, while the planner adds those pauses on
-top of rows / rate. Recording the raw wall time would count the pauses twice in the next
-estimate, so the backfill fact carries the working time (wall time minus the configured pauses,
-which the executor sleeps exactly) and the pauses are named in the notes.
+run_migration's measured backfill facts already carry working time (wall time minus the throttle
+sleeps, which the planner adds back itself), so they are recorded as they come.
 """
 
 from __future__ import annotations
@@ -13,23 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def backfill_facts(run: dict[str, Any], throttle_ms: int) -> list[dict[str, Any]]:
-    """One fact per finished backfill of a run_migration answer, throttle pauses excluded."""
-    by_step = {b["step_id"]: b for b in run.get("backfills", [])}
-    facts = []
-    for fact in run.get("measured", []):
-        if fact.get("operation") != "backfill":
-            facts.append(fact)
-            continue
-        batches = next((b["batches"] for b in by_step.values() if b["table"] == fact.get("table")), 1)
-        pauses = max(0, batches - 1) * throttle_ms / 1000
-        work = round(max(float(fact["seconds"]) - pauses, 1e-3), 3)
-        notes = (
-            f"wall {fact['seconds']:.3f} s minus {batches - 1} throttle pauses of {throttle_ms} ms "
-            "(the planner adds the pauses itself)"
-        )
-        facts.append({**fact, "seconds": work, "rows_per_s": round(fact["rows"] / work, 1), "notes": notes})
-    return facts
+def backfill_facts(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's own measured facts (backfills with working time, see the module docstring)."""
+    return list(run.get("measured", []))
 
 
 def copy_facts(copy: dict[str, Any]) -> list[dict[str, Any]]:

@@ -171,7 +171,7 @@ def _bus_text(st: Story, planned: Out) -> str:
 def _learning(st: Story, planned: Out) -> Out:
     run, copy = st.out["run"], st.out["copy"]
     throttle = planned["throttle_ms"]
-    backfill = facts.backfill_facts(run, throttle)
+    backfill = facts.backfill_facts(run)
     contract_s = facts.step_seconds(st.out["complete"], "contract")
     measured = [
         *backfill,
@@ -227,7 +227,7 @@ async def drill(st: Story, first: Out) -> facts.Estimates:
     for table in tables:
         await diff(st, f"diff {table} (drill)", table, DRILL)
     estimates = facts.Estimates.of(first["backfill_estimate"], st.out["run"], second["backfill_estimate"], run)
-    measured = facts.backfill_facts(run, second["throttle_ms"])
+    measured = facts.backfill_facts(run)
     note = "rollback after contract from the contract's verified backup, proven by diff"
     measured.append(
         {"dialect": st.dialect, "operation": "rollback", "seconds": undone["seconds"], "table": "users", "notes": note}

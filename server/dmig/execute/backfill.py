@@ -131,6 +131,7 @@ class BackfillResult(BaseModel):
     resumed: bool
     lock_retries: int = 0
     monitor_pauses: int = 0
+    throttle_seconds: float = 0.0  # time spent in throttle sleeps: not the database's work, so not its rate
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Backfill:
         self.settings = settings or []
         self.batch = batch_size or plan.batch_size
         self.throttle_s = (plan.throttle_ms if throttle_ms is None else throttle_ms) / 1000
+        self.slept_s = 0.0
         self.policy = policy or RetryPolicy()
         self.monitor = monitor
         self.progress = progress
@@ -337,6 +339,7 @@ class Backfill:
     def _between_batches(self, rows: int) -> None:
         if self.throttle_s > 0:
             self.sleep(self.throttle_s)
+            self.slept_s += self.throttle_s
         if self.monitor is None:
             return
         if hasattr(self.monitor, "record_rows"):
@@ -419,4 +422,5 @@ class Backfill:
             resumed=resumed,
             lock_retries=self.lock_retries,
             monitor_pauses=self.pauses,
+            throttle_seconds=round(self.slept_s, 3),
         )
