@@ -4,8 +4,10 @@ A schema change on a busy table must not wait indefinitely for its lock: on Post
 a waiting exclusive lock request blocks every later query on the table. So each attempt runs
 with the spec's lock timeout (PostgreSQL ``lock_timeout``, MySQL ``lock_wait_timeout``, SQLite
 ``busy_timeout``); when it expires the attempt is rolled back, the executor sleeps (full jitter
-over an exponentially growing window) and tries again, at most ``max_lock_retries`` times. Only a
-lock timeout is retried; any other error stops the step at once.
+over an exponentially growing window) and tries again, at most ``max_lock_retries`` times. A
+deadlock is retried the same way: the server rolled the attempt back whole (the step is
+transactional or re-runnable), and losing one to application queries is a matter of timing, not
+a fault of the step. Any other error stops the step at once.
 
 Statements run as the step says: ``transactional`` ones in one transaction (SQLite: ``BEGIN
 IMMEDIATE``, so the write lock is taken up front and waits under busy_timeout), the others in
@@ -29,7 +31,9 @@ from dmig.execute.ledger import clean_error
 from dmig.spec.steps import Step
 
 PG_LOCK_NOT_AVAILABLE = "55P03"
+PG_DEADLOCK_DETECTED = "40P01"
 MYSQL_LOCK_WAIT_TIMEOUT = 1205
+MYSQL_LOCK_DEADLOCK = 1213
 TRANSACTIONAL_DDL = ("postgresql", "sqlite")
 
 
@@ -54,15 +58,23 @@ class StepRun:
     lock_timeouts: list[str] = field(default_factory=list)
 
 
-def is_lock_timeout(exc: BaseException, dialect: str) -> bool:
+def _server_error(exc: BaseException, dialect: str, sqlstate: str, errno: int) -> bool:
     orig = getattr(exc, "orig", exc)
     if dialect == "postgresql":
-        return getattr(orig, "sqlstate", None) == PG_LOCK_NOT_AVAILABLE
-    if dialect == "mysql":
-        args = getattr(orig, "args", ())
-        return bool(args) and args[0] == MYSQL_LOCK_WAIT_TIMEOUT
-    text = str(orig).lower()
+        return getattr(orig, "sqlstate", None) == sqlstate
+    args = getattr(orig, "args", ())
+    return dialect == "mysql" and bool(args) and args[0] == errno
+
+
+def is_lock_timeout(exc: BaseException, dialect: str) -> bool:
+    if dialect in ("postgresql", "mysql"):
+        return _server_error(exc, dialect, PG_LOCK_NOT_AVAILABLE, MYSQL_LOCK_WAIT_TIMEOUT)
+    text = str(getattr(exc, "orig", exc)).lower()
     return "database is locked" in text or "database table is locked" in text
+
+
+def is_deadlock(exc: BaseException, dialect: str) -> bool:
+    return _server_error(exc, dialect, PG_DEADLOCK_DETECTED, MYSQL_LOCK_DEADLOCK)
 
 
 def _begin(conn: sa.Connection, dialect: str) -> None:
@@ -91,6 +103,9 @@ def _attempt(
         except BaseException:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 conn.exec_driver_sql("ROLLBACK")
+            if dialect == "mysql":  # a step may hold LOCK TABLES; ROLLBACK does not release it
+                with contextlib.suppress(sa.exc.SQLAlchemyError):
+                    conn.exec_driver_sql("UNLOCK TABLES")
             raise
         conn.exec_driver_sql("COMMIT")
 
@@ -129,7 +144,8 @@ def run_with_retry(
     in_transaction: Callable[[sa.Connection], None] | None = None,
     on_retry: Callable[[int, float, str], None] | None = None,
 ) -> StepRun:
-    """Run ``step``; retry only lock timeouts. Raises DatabaseError (E_LOCK_TIMEOUT when retries ran out)."""
+    """Run ``step``; retry only lock timeouts and deadlocks. Raises DatabaseError (E_LOCK_TIMEOUT when retries
+    ran out)."""
     dialect = dialect_of(engine.url)
     started = time.monotonic()
     waited = 0.0
@@ -141,7 +157,7 @@ def run_with_retry(
             _attempt(engine, step, settings, in_transaction)
             return StepRun(attempt, round(time.monotonic() - started, 3), round(waited, 3), timeouts)
         except sa.exc.DBAPIError as exc:
-            if not is_lock_timeout(exc, dialect):
+            if not (is_lock_timeout(exc, dialect) or is_deadlock(exc, dialect)):
                 raise DatabaseError(
                     f"step {step.id} failed: {clean_error(exc).splitlines()[0] if clean_error(exc) else exc}",
                     reason="step_failed",
