@@ -203,6 +203,7 @@ def run_tool(inp: RunMigrationInput, rc: RunContext) -> RunOutcome:
         return run_plan(
             plan, confirm=confirm, url=inp.url, dry_run=inp.dry_run, monitor=mon, progress=rc.progress,
             batch_size=inp.batch_size, throttle_ms=inp.throttle_ms, max_batches=inp.max_batches,
+            project_dir=rc.project_dir,
         )  # fmt: skip
 
 
