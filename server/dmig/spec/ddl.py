@@ -46,6 +46,41 @@ def mysql_drop_column_algorithm(ctx: OpContext) -> str:
     return "INSTANT" if ctx.mysql_at_least((10, 4), (8, 0, 29)) else "INPLACE"
 
 
+def mysql_write_locked(ctx: OpContext, table: str, schema: str | None, statements: list[str]) -> list[str]:
+    """``LOCK TABLES t WRITE; ...; UNLOCK TABLES`` around DDL that must look atomic to other sessions.
+
+    MySQL DDL commits statement by statement: between dropping sync triggers and the ALTER that
+    follows, a write through one shape would not reach the other (a stale compat column, or a write
+    lost with the dropped column). Under a WRITE lock no other session reads or writes the table
+    in between. Only where the ALTER is instant (MariaDB 10.4+, MySQL 8.0.29+: DROP COLUMN INSTANT),
+    so the table is blocked for milliseconds; older servers would rebuild it under the lock, and
+    there the statements stay unwrapped (the window is named in the step's lock_reason). The executor
+    runs a step's statements in order on one connection and releases the lock if one fails.
+    """
+    if not (ctx.my and ctx.mysql_at_least((10, 4), (8, 0, 29))):
+        return statements
+    return [f"LOCK TABLES {ctx.qt(table, schema)} WRITE", *statements, "UNLOCK TABLES"]
+
+
+MYSQL_LOCKED_REASON = (
+    "LOCK TABLES ... WRITE around the trigger drop and an instant ALTER: reads and writes of the table wait for "
+    "milliseconds (after open transactions on it end; lock_wait_timeout bounds that wait), so no write lands "
+    "between the two"
+)
+MYSQL_UNLOCKED_REASON = (
+    "this server cannot drop a column instantly, so the trigger drop and the ALTER are not wrapped in LOCK TABLES "
+    "(that would block reads for the whole rebuild): a write in between is not synced; stop writers of the old "
+    "shape first"
+)
+
+
+def mysql_locked_facts(ctx: OpContext, lock: dict) -> dict:
+    """``lock`` (brief_alter_lock facts) as they are for a step wrapped, or not, by mysql_write_locked."""
+    if ctx.mysql_at_least((10, 4), (8, 0, 29)):
+        return {**lock, "lock": "table write lock (LOCK TABLES, brief)", "lock_reason": MYSQL_LOCKED_REASON}
+    return {**lock, "lock_reason": f"{lock['lock_reason']}; {MYSQL_UNLOCKED_REASON}"}
+
+
 def add_column(ctx: OpContext, table: str, schema: str | None, column: sa.Column) -> str:
     stmt = f"ALTER TABLE {ctx.qt(table, schema)} ADD COLUMN {column_sql(ctx, column)}"
     if ctx.my:

@@ -8,14 +8,22 @@ old ones, ``reverse`` the old from the new. Rules applied on each written row:
   old columns all NULL and some new column set -> fill old from new (a new writer).
 * UPDATE: old columns changed and new untouched -> recompute new; new changed and old untouched,
   and new no longer matches forward(old) -> recompute old. The last guard keeps the backfill
-  (which writes exactly forward(old)) from rewriting the old column.
+  (which writes exactly forward(old)) from rewriting the old column. When reverse(forward(x)) = x
+  for every value (``exact_roundtrip``: split_column), "old differs from reverse(new)" decides the
+  same rows' outcome (recomputing old where it already equals reverse(new) changes nothing) and is
+  cheaper: one join instead of a split per backfilled row.
 * Both sides changed in one statement: the writer dual-wrote; we keep what it wrote.
 
-PostgreSQL: one plpgsql BEFORE INSERT OR UPDATE OF <cols> trigger function. MySQL/MariaDB: BEFORE
-INSERT and BEFORE UPDATE triggers assigning NEW.<col>. SQLite cannot assign NEW in a trigger, so
-AFTER triggers UPDATE the row by key; they rely on recursive_triggers being OFF (the default) and,
-unlike BEFORE triggers, run after NOT NULL checks, so an old column declared NOT NULL must be
-written by new code too until contract.
+PostgreSQL: one plpgsql function, called by a BEFORE INSERT trigger and a BEFORE UPDATE OF <cols>
+trigger, each with a WHEN clause holding the conditions above: the backfill's own rows (new columns
+set to exactly forward(old)) fail the WHEN, so no PL/pgSQL frame starts for them (the backfill ran
+at about half speed when the function ran for every row). MySQL/MariaDB: BEFORE INSERT and BEFORE
+UPDATE triggers assigning NEW.<col>; triggers have no WHEN clause there, so the UPDATE body tests
+the cheapest facts first and nests the rest (a backfilled row costs one join and a few byte
+compares, no split). SQLite cannot assign NEW in a trigger, so AFTER triggers (with WHEN clauses)
+UPDATE the row by key; they rely on recursive_triggers being OFF (the default) and, unlike BEFORE
+triggers, run after NOT NULL checks, so an old column declared NOT NULL must be written by new
+code too until contract.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class Sync:
     reverse: Exprs
     slug: str
     text: bool = True
+    exact_roundtrip: bool = False
 
     def all_null(self, cols: list[str], row: Resolver) -> sa.ColumnElement:
         return sa.and_(*[row(c).is_(None) for c in cols])
@@ -64,24 +73,37 @@ class Sync:
         rev = self.reverse(row)
         return sa.or_(*[distinct(ctx, row(c), rev[c], text=self.text) for c in self.old])
 
+    def needs_reverse(self, ctx: OpContext, row: Resolver) -> sa.ColumnElement:
+        """The new columns were written to something the old ones do not already stand for."""
+        return self.roundtrip_broken(ctx, row) if self.exact_roundtrip else self.inconsistent(ctx, row)
+
     def when(self, ctx: OpContext) -> dict[str, str]:
-        """The four trigger conditions, composed in Core (so precedence is right) and compiled."""
+        """The trigger conditions, composed in Core (so precedence is right) and compiled.
+
+        ``insert``/``update`` are the WHEN clauses of PostgreSQL's triggers (either branch applies);
+        ``old_changed``/``new_changed``/``needs_reverse`` are the pieces MySQL's UPDATE body nests."""
         new = row_ref(ctx, "NEW")
+        old_changed, new_changed = self.changed(ctx, self.old), self.changed(ctx, self.new)
         conds = {
             "insert_fwd": sa.and_(self.all_null(self.new, new), sa.not_(self.all_null(self.old, new))),
             "insert_rev": sa.and_(self.all_null(self.old, new), sa.not_(self.all_null(self.new, new))),
-            "update_fwd": sa.and_(self.changed(ctx, self.old), sa.not_(self.changed(ctx, self.new))),
-            "update_rev": sa.and_(
-                self.changed(ctx, self.new), sa.not_(self.changed(ctx, self.old)), self.inconsistent(ctx, new)
-            ),
+            "update_fwd": sa.and_(old_changed, sa.not_(new_changed)),
+            "update_rev": sa.and_(new_changed, sa.not_(old_changed), self.needs_reverse(ctx, new)),
+            "old_changed": old_changed,
+            "new_changed": new_changed,
+            "needs_reverse": self.needs_reverse(ctx, new),
         }
+        conds["insert"] = sa.or_(conds["insert_fwd"], conds["insert_rev"])
+        conds["update"] = sa.or_(conds["update_fwd"], conds["update_rev"])
         # Parenthesised: PL/pgSQL's IF reads up to the first THEN outside parentheses, CASE ... THEN included.
         return {k: f"({ctx.sql(v)})" for k, v in conds.items()}
 
     # ------------------------------------------------------------------ names
     def trigger_names(self, ctx: OpContext) -> list[str]:
         if ctx.pg:
-            return [ctx.name(self.table, self.slug, "sync")]
+            # UPDATE trigger first: it keeps the name of the single INSERT OR UPDATE trigger of earlier releases,
+            # so a migration expanded by one still contracts and rolls back cleanly.
+            return [ctx.name(self.table, self.slug, "sync"), ctx.name(self.table, self.slug, "sync", "ins")]
         if ctx.my:
             return [ctx.name(self.table, self.slug, s) for s in ("bi", "bu")]
         return [ctx.name(self.table, self.slug, s) for s in ("ai_fwd", "ai_rev", "au_fwd", "au_rev")]
@@ -124,14 +146,16 @@ END
 
 
 def _pg_trigger(ctx: OpContext, s: Sync) -> list[str]:
-    [trg] = s.trigger_names(ctx)
+    upd, ins = s.trigger_names(ctx)
     cols = ", ".join(ctx.q(c) for c in [*s.old, *s.new])
-    execute = "FUNCTION" if ctx.at_least(11) else "PROCEDURE"
+    call = f"EXECUTE {'FUNCTION' if ctx.at_least(11) else 'PROCEDURE'} {ctx.qt(s.function_name(ctx), s.schema)}()"
+    qt, w = ctx.qt(s.table, s.schema), s.when(ctx)
     return [
         _pg_function(ctx, s),
-        drop_trigger(ctx, trg, s.table, s.schema),
-        f"CREATE TRIGGER {ctx.q(trg)} BEFORE INSERT OR UPDATE OF {cols} ON {ctx.qt(s.table, s.schema)} "
-        f"FOR EACH ROW EXECUTE {execute} {ctx.qt(s.function_name(ctx), s.schema)}()",
+        drop_trigger(ctx, upd, s.table, s.schema),
+        drop_trigger(ctx, ins, s.table, s.schema),
+        f"CREATE TRIGGER {ctx.q(ins)} BEFORE INSERT ON {qt} FOR EACH ROW WHEN {w['insert']} {call}",
+        f"CREATE TRIGGER {ctx.q(upd)} BEFORE UPDATE OF {cols} ON {qt} FOR EACH ROW WHEN {w['update']} {call}",
     ]
 
 
@@ -148,10 +172,12 @@ def _mysql_triggers(ctx: OpContext, s: Sync) -> list[str]:
         f"  ELSEIF {w['insert_rev']} THEN {rev};\n"
         "  END IF;\nEND"
     )
+    # Nested so a backfilled row (old unchanged, new = forward(old)) exits after the cheapest tests.
     update = (
         f"CREATE TRIGGER {ctx.qt(upd, s.schema)} BEFORE UPDATE ON {qt} FOR EACH ROW BEGIN\n"
-        f"  IF {w['update_fwd']} THEN {fwd};\n"
-        f"  ELSEIF {w['update_rev']} THEN {rev};\n"
+        f"  IF {w['old_changed']} THEN\n"
+        f"    IF NOT {w['new_changed']} THEN {fwd}; END IF;\n"
+        f"  ELSEIF {w['new_changed']} AND {w['needs_reverse']} THEN {rev};\n"
         "  END IF;\nEND"
     )
     return [drop_trigger(ctx, ins, s.table, s.schema), insert, drop_trigger(ctx, upd, s.table, s.schema), update]

@@ -16,7 +16,14 @@ from pydantic import Field
 
 from dmig.spec.columns import Ident, TypeName
 from dmig.spec.context import OpContext
-from dmig.spec.ddl import drop_trigger, mysql_drop_column_algorithm, mysql_online, rename_column, type_sql
+from dmig.spec.ddl import (
+    drop_trigger,
+    mysql_drop_column_algorithm,
+    mysql_online,
+    mysql_write_locked,
+    rename_column,
+    type_sql,
+)
 from dmig.spec.dml import Resolver
 from dmig.spec.expr import compile_expression
 from dmig.spec.ops.common import drop_columns_sql
@@ -112,7 +119,9 @@ class ChangeColumnType(SyncOperation):
                     f"ALTER TABLE {qt} DROP COLUMN {ctx.q(self.column)}, CHANGE COLUMN {ctx.q(shadow)} "
                     f"{ctx.q(self.column)} {type_sql(ctx, parse_type(self.type))}" + mysql_online(ctx, "INPLACE")
                 ]
-            sql = [*[drop_trigger(ctx, n, self.table, self.schema_) for n in s.trigger_names(ctx)], *swap]
+            drops = [drop_trigger(ctx, n, self.table, self.schema_) for n in s.trigger_names(ctx)]
+            # An old-shape write between the trigger drop and the swap would be lost with the old column.
+            sql = mysql_write_locked(ctx, self.table, self.schema_, [*drops, *swap])
         else:
             sql = [
                 *drop_triggers_sql(ctx, s),

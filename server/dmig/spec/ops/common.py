@@ -11,7 +11,9 @@ from dmig.spec.ddl import (
     column_sql,
     mysql_add_column_algorithm,
     mysql_drop_column_algorithm,
+    mysql_locked_facts,
     mysql_online,
+    mysql_write_locked,
 )
 from dmig.spec.steps import Step
 
@@ -92,10 +94,14 @@ def drop_columns_step(
             lock_risk="medium",
             lock_reason="SQLite DROP COLUMN rewrites every row of the table inside one write transaction",
         )
+    body = [*(prefix_sql or []), *drop_columns_sql(ctx, table, schema, columns)]
+    if ctx.my and prefix_sql:  # trigger drops then the ALTER: one unit for other sessions
+        body = mysql_write_locked(ctx, table, schema, body)
+        lock = mysql_locked_facts(ctx, lock)
     return make(
         slug,
         description=description,
-        sql=[*(prefix_sql or []), *drop_columns_sql(ctx, table, schema, columns), *(extra_sql or [])],
+        sql=[*body, *(extra_sql or [])],
         rewrites_table=rewrites,
         destructive=destructive,
         needs_app_cooperation=app,

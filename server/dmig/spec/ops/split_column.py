@@ -29,7 +29,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from dmig.spec.columns import Ident, TypeName
 from dmig.spec.context import OpContext
-from dmig.spec.ddl import brief_alter_lock, mysql_online, type_sql
+from dmig.spec.ddl import brief_alter_lock, mysql_locked_facts, mysql_online, mysql_write_locked, type_sql
 from dmig.spec.dml import Resolver, backfill_plan, count_check
 from dmig.spec.expr import char_length, concat, position
 from dmig.spec.ops.base import TableOp
@@ -104,6 +104,7 @@ class SplitColumn(TableOp):
             forward,
             reverse,
             slug=f"split_{self.column}",
+            exact_roundtrip=True,  # join(split(x)) = x for every string (module docstring)
         )
 
     def compat_mode(self, ctx: OpContext) -> str:
@@ -201,19 +202,27 @@ class SplitColumn(TableOp):
         drop_trg = drop_triggers_sql(ctx, s)
         if mode == "generated_column":
             gen = f"{ctx.q(self.column)} {src_type} GENERATED ALWAYS AS ({ctx.sql(rebuilt)}) VIRTUAL"
+            lock = brief_alter_lock(ctx)
             if ctx.my:
-                sql = [
-                    *drop_trg,
-                    f"ALTER TABLE {qt} DROP COLUMN {ctx.q(self.column)}, ADD COLUMN {gen}"
-                    + mysql_online(ctx, "INPLACE" if ctx.mysql_at_least((10, 4), (8, 0, 29)) else None, None),
-                ]
+                # Under LOCK TABLES: a new-shape write between DROP TRIGGER and the ALTER would leave the old
+                # column stale for old readers until the ALTER commits.
+                sql = mysql_write_locked(
+                    ctx,
+                    self.table,
+                    self.schema_,
+                    [
+                        *drop_trg,
+                        f"ALTER TABLE {qt} DROP COLUMN {ctx.q(self.column)}, ADD COLUMN {gen}"
+                        + mysql_online(ctx, "INPLACE" if ctx.mysql_at_least((10, 4), (8, 0, 29)) else None, None),
+                    ],
+                )
+                lock = mysql_locked_facts(ctx, lock)
             else:
                 sql = [
                     *drop_trg,
                     *drop_columns_sql(ctx, self.table, self.schema_, [self.column]),
                     f"ALTER TABLE {qt} ADD COLUMN {gen}",
                 ]
-            lock = brief_alter_lock(ctx)
             return [
                 make(
                     "replace_with_generated",
@@ -230,7 +239,13 @@ class SplitColumn(TableOp):
         if mode == "view":
             body = f"SELECT t.*, CAST({ctx.sql(rebuilt)} AS {src_type}) AS {ctx.q(self.column)} FROM {qt} t"
             if ctx.pg:
-                prefix = [f"DROP VIEW IF EXISTS {self._pg_view(ctx)}"]
+                # Lock order = the order of old readers: a query on the view locks the view, then (rewriter) the
+                # table. Dropping the triggers first would hold the table while waiting for the view: a deadlock.
+                # So the view goes first (DROP VIEW locks only the view), then the table, before any other work.
+                prefix = [
+                    f"DROP VIEW IF EXISTS {self._pg_view(ctx)}",
+                    f"LOCK TABLE {qt} IN ACCESS EXCLUSIVE MODE",
+                ]
                 extra = [f"CREATE VIEW {self._pg_view(ctx)} AS {body}"]
             else:
                 view = ctx.qt(self._view_name(), self.schema_)
@@ -248,7 +263,7 @@ class SplitColumn(TableOp):
                 [self.column],
                 description=f"Drop the sync triggers and {self.column}{body_desc}",
                 destructive=True,
-                prefix_sql=[*drop_trg, *prefix],
+                prefix_sql=[*prefix, *drop_trg],
                 extra_sql=extra,
                 app=app,
             )
