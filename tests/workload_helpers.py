@@ -14,13 +14,6 @@ from dmig.spec.models import parse_spec
 
 EDGE = ["Ada Lovelace", "Plato", "", None, "Mary Ann Smith", " leading", "trailing ", "O'Brien Jr", "Zoë Ünïcode"]
 
-# Failures the workload sees in the contract step today, with their cause (reported to the spec's owner):
-# PostgreSQL: the compat-view contract drops the triggers (lock on users) before the view, while old readers
-# lock the view then users: a deadlock (the victim is a request, or the contract itself: complete_retrying re-runs
-# it as an operator would). MariaDB: DROP TRIGGER runs before the ALTER that turns user_name into a generated
-# column; a new-shape write in between leaves user_name stale until the ALTER commits. Both are intermittent.
-KNOWN_CONTRACT_FAILURES = {"postgresql": {"DeadlockDetected(40P01)"}, "mysql": {"WrongResult"}}
-
 
 def engine(url: str) -> sa.Engine:
     return create(url, must_exist=False)
@@ -75,20 +68,11 @@ def split_plan(project: Path, url: str, **options: Any) -> Plan:
     )
 
 
-def complete_retrying(plan: Plan, project: Path, url: str, attempts: int = 3) -> tuple[Any, int]:
-    """complete() as an operator would run it: again after a deadlock (the contract is resumable). Returns
-    (outcome, deadlocks)."""
-    from dmig.errors import DatabaseError
+def complete_plan(plan: Plan, project: Path, url: str) -> Any:
+    """complete() once: a contract step that loses a deadlock or a lock wait is retried inside the executor."""
     from dmig.execute import complete
 
-    deadlocks = 0
-    while True:
-        try:
-            return complete(plan, confirm=plan.checksum, project_dir=project, url=url), deadlocks
-        except DatabaseError as exc:
-            if "deadlock" not in exc.message or deadlocks + 1 >= attempts:
-                raise
-            deadlocks += 1
+    return complete(plan, confirm=plan.checksum, project_dir=project, url=url)
 
 
 def old_reader_rows(url: str, ids: list[int]) -> dict[int, str | None]:
