@@ -62,7 +62,10 @@ def backfill_plan(
 ) -> BackfillPlan:
     t, col = table_ref(ctx, table, schema, [*key, *columns])
     values = {name: sa.literal_column(ctx.sql(expr)) for name, expr in set_exprs(col).items()}
-    where = needs_work(col)
+    where_sql = ctx.sql(needs_work(col))
+    # Literals inlined now (a separator in a merge's join is a literal): the range statements below keep only the
+    # key binds. Parenthesised, since the predicate may be an OR and it is ANDed with the range.
+    where = sa.literal_column(f"({where_sql})")
     keys = [t.c[k] for k in key]
     update = sa.update(t).values(values)
     in_range = sa.and_(_key_cond(keys, "lo", ">"), _key_cond(keys, "hi", "<="))
@@ -76,7 +79,7 @@ def backfill_plan(
         schema=schema,
         key_columns=key,
         set_sql={name: ctx.sql(expr) for name, expr in set_exprs(col).items()},
-        where_sql=ctx.sql(where),
+        where_sql=where_sql,
         update_all_sql=ctx.sql(update.where(where)),
         update_range_sql=ctx.sql_binds(update.where(in_range, where)),
         update_from_start_sql=ctx.sql_binds(update.where(from_start, where)),
