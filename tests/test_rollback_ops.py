@@ -23,11 +23,6 @@ def test_every_operation_type_has_a_case() -> None:
 
 
 def _cycle(url: str, project: Path, name: str) -> None:
-    if name == "merge_columns":
-        pytest.xfail(
-            "spec bug, not the rollback: merge_columns' backfill where_sql keeps the separator literals as unbound "
-            "parameters (coalesce(first_name, ?) || ? || ...), so the executor's batched UPDATE cannot run"
-        )
     setup, op = CASES[name]
     setup(url)
     before = state(url)
