@@ -78,8 +78,10 @@ def test_deadlocked_step_is_retried(dialect: str, request: pytest.FixtureRequest
         eng.dispose()
         other.join(20)
     assert not errors
-    assert run.attempts == 2 and len(retries) == 1
-    assert "deadlock" in run.lock_timeouts[0].lower()
+    # Under load the step may first time out on the lock before the other side asks for its half (a plain
+    # lock-timeout retry); what matters is that the deadlock it then loses is retried too and the step succeeds.
+    assert run.attempts >= 2 and len(retries) == run.attempts - 1
+    assert any("deadlock" in t.lower() for t in run.lock_timeouts)
     if dialect == "mysql":  # both transactions' changes are in: the step's re-run and the other side's
         assert query(url, "SELECT v FROM dl_a WHERE id = 1")[0][0] == 11
 
