@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import datagen
+from bench.machine import host_facts, load_average, python_version, server_value
 
 HERE = Path(__file__).resolve().parent
 ANCHOR_VENV = HERE / ".venv-anchor"
@@ -219,24 +220,14 @@ def floor_scan(src: str, tgt: str, table: str, repeat: int) -> dict[str, float]:
 
 
 def machine(anchor: str) -> dict[str, str]:
-    def server(url: str, sql: str) -> str:
-        engine = _admin(url)
-        with engine.connect() as conn:
-            value = str(conn.exec_driver_sql(sql).scalar())
-        engine.dispose()
-        return value
-
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(os.cpu_count()),
-        "memory": f"{int(mem.split()[1]) / 1024 / 1024:.1f} GiB",
+        **host_facts(),
         "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "postgresql": server(PG_ADMIN, "SHOW server_version"),
-        "mariadb": server(MY_ADMIN, "SELECT VERSION()"),
+        "python": python_version(),
+        "postgresql": server_value(_admin(PG_ADMIN), "SHOW server_version"),
+        "mariadb": server_value(_admin(MY_ADMIN), "SELECT VERSION()"),
         "reladiff": anchor,
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "load": load_average(),
     }
 
 
@@ -351,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for admin, name in made:
                 drop_db(admin, name)
-    report["machine"]["load_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    report["machine"]["load_end"] = load_average()
     OUT.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"diff-{stamp}.json").write_text(json.dumps(report, indent=2, default=str))

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.machine import host_facts, load_average, python_version, server_value
 from dmig.execute import complete, run_plan
 from dmig.plan import plan_migration
 from dmig.spec.models import parse_spec
@@ -350,22 +350,12 @@ def load_run(dialect: str, args: argparse.Namespace, made: list[tuple[str, str]]
 
 
 def machine() -> dict[str, str]:
-    def server(dialect: str, sql: str) -> str:
-        engine = _admin(dialect)
-        with engine.connect() as conn:
-            value = str(conn.exec_driver_sql(sql).scalar())
-        engine.dispose()
-        return value
-
-    mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": str(os.cpu_count()),
-        "memory": f"{int(mem.split()[1]) / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(),
-        "postgresql": server("postgresql", "SHOW server_version"),
-        "mariadb": server("mysql", "SELECT VERSION()"),
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        **host_facts(),
+        "python": python_version(),
+        "postgresql": server_value(_admin("postgresql"), "SHOW server_version"),
+        "mariadb": server_value(_admin("mysql"), "SELECT VERSION()"),
+        "load": load_average(),
     }
 
 
@@ -586,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for dialect, name in made:
                 drop_db(dialect, name)
-    report["machine"]["load_at_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    report["machine"]["load_at_end"] = load_average()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT / f"zero-downtime-{stamp}.json").write_text(json.dumps(report, indent=1, default=str))
     section = markdown(report, argv)
