@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ Category = Literal["int", "bool", "decimal", "float", "timestamp", "date", "time
 NULL_TOKEN = "!"
 SEPARATOR = "|"
 FLOAT_SCALE = Decimal("0.000001")
+_WIDE = Context(prec=400)
 TIMESTAMP_FMT = "%Y-%m-%d %H:%M:%S.%f"
 # Categories whose canonical text can contain any character, hence framed with a length prefix.
 FRAMED = frozenset({"text"})
@@ -163,7 +164,8 @@ def canon_float(v: Any) -> str:
         return str(v)
     if not d.is_finite():
         return _dec_text(d)
-    return _dec_text(d.quantize(FLOAT_SCALE, rounding=ROUND_HALF_UP))
+    # A double can reach 1.8e308: the default 28-digit context cannot hold it with 6 decimals.
+    return _dec_text(d.quantize(FLOAT_SCALE, rounding=ROUND_HALF_UP, context=_WIDE))
 
 
 def _parse_iso(v: str) -> dt.datetime | dt.date | None:

@@ -211,6 +211,12 @@ class TableCheck(Output):
     checksum: str = Field(
         description="match, differ, explained (differences within documented conversions), skipped or unavailable."
     )
+    method: str | None = Field(
+        default=None,
+        description="streamed (source rows hashed while copied, target checksummed in SQL) or diff (full checksum "
+        "diff of both sides, which names differing keys).",
+    )
+    seconds: float | None = Field(default=None, description="Time this table's checksum took.")
     detail: str | None = None
 
 

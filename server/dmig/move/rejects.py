@@ -19,6 +19,7 @@ from typing import Any
 from dmig.errors import DmigError
 from dmig.fsutil import atomic_write_text
 from dmig.move.checkpoints import PartState, Store, encode_key
+from dmig.move.streamhash import INFO_KEY, Accumulator
 from dmig.move.values import jsonable
 from dmig.move.writers import Writer, is_data_error
 from dmig.redact import redact
@@ -50,6 +51,7 @@ class Batch:
     rows: list[tuple[Any, ...] | None]
     errors: dict[int, str] = field(default_factory=dict)
     warns: dict[int, list[str]] = field(default_factory=dict)
+    hashes: list[int] | None = None  # streamed row hashes of ``src`` (see dmig.move.streamhash)
 
 
 def approx_bytes(rows: list[tuple[Any, ...]]) -> int:
@@ -75,13 +77,17 @@ class Committer:
         key_of: Callable[[tuple[Any, ...]], tuple[Any, ...]],
         source_columns: list[str],
         reject_limit: int,
+        hashing: Accumulator | None = None,
     ) -> None:
         self.writer, self.store, self.part = writer, store, part
         self.key_of, self.source_columns, self.reject_limit = key_of, source_columns, reject_limit
+        self.hashing = hashing
         self.rows_written = 0
         self.rejected = 0
 
     def commit(self, batch: Batch, final: bool) -> None:
+        if self.hashing is not None and batch.hashes is None:
+            batch.hashes = self.hashing.hashes(batch.src, batch.errors)
         if batch.src:
             self._range(batch, 0, len(batch.src), final)
         elif final:
@@ -114,6 +120,9 @@ class Committer:
             for col in batch.warns.get(i, ()):
                 warnings[col] = warnings.get(col, 0) + 1
         info["warnings"] = warnings
+        if self.hashing is not None and batch.hashes is not None:
+            written = [i for i in range(lo, hi) if i not in batch.errors]
+            info[INFO_KEY] = self.hashing.merged(info, len(written), sum(batch.hashes[i] for i in written))
         last_key = encode_key(self.key_of(batch.src[hi - 1])) if hi > lo else part.last_key
         nbytes = approx_bytes(rows)  # type: ignore[arg-type]
         raw = self.writer.raw

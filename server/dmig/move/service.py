@@ -39,9 +39,10 @@ from dmig.move.progress import Tracker
 from dmig.move.rawconn import execute_plain, table_sql
 from dmig.move.readers import Reader
 from dmig.move.rejects import write_reject_file
+from dmig.move.streamhash import HashSpec
 from dmig.move.transforms import TargetSpec, plan_target
 from dmig.move.values import jsonable
-from dmig.move.verify import VerifyItem, verify
+from dmig.move.verify import VerifyItem, stream_spec, verify
 from dmig.move.worker import PartitionJob, PartitionResult
 from dmig.redact import redact
 
@@ -372,6 +373,7 @@ class _Copy:
         for level in self._levels(entries):
             jobs = []
             for e in level:
+                hash_spec = self._stream_spec(e, source, target)
                 for n, part in sorted(state.get(e.name, {}).items()):
                     if n >= 0 and not part.done:
                         jobs.append(
@@ -388,6 +390,7 @@ class _Copy:
                                 since_column=e.since_column,
                                 since_value=e.since_value,
                                 all_columns=e.plan.all_columns,
+                                hash_spec=hash_spec,
                             )
                         )
                 e.started = time.monotonic()
@@ -399,6 +402,12 @@ class _Copy:
             for e in level:
                 e.finished = time.monotonic()
                 self.tracker.set_state(e.name, "failed" if e.error else "indexing")
+
+    def _stream_spec(self, e: Entry, source: str, target: str) -> HashSpec | None:
+        """Have the workers hash the source rows for verification when the target will hold exactly those rows."""
+        if not self.req.verify or self.req.mode not in ("create", "truncate"):
+            return None
+        return stream_spec(source, target, e.plan, e.spec)
 
     def _post_load(self, entries: list[Entry]) -> None:
         ok = [e for e in entries if not e.error]
@@ -434,7 +443,9 @@ class _Copy:
                 continue
             parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
             warnings = sum(sum((p.info.get("warnings") or {}).values()) for p in parts)
-            items.append(VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings))
+            item = VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings)
+            item.stream = [p.info for p in parts]
+            items.append(item)
         self.rc.progress(float(self.tracker.done), float(self.tracker.total or 1), "verifying row counts and checksums")
         return verify(
             self.src,

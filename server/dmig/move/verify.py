@@ -5,20 +5,29 @@ truncate and incremental modes (append adds to rows that were already there, so 
 nothing). The checksum diff (``dmig.diff.diff_table``) compares every column whose values were
 copied unchanged under the same name; transformed columns are not comparable by design. When
 the diff finds exactly the rejected rows missing and nothing else, the table still verifies.
+
+In create and truncate modes the copy workers hash the source rows as they stream them
+(``dmig.move.streamhash``), so the checksum first compares those sums with one checksum query on
+the target: the source is not read a second time. Only when that is unavailable or differs does
+the full diff run (it reads both sides and names the keys). Tables are checked side by side.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dmig.diff.hashing import as_int
 from dmig.errors import DmigError
 from dmig.move.expressions import ExprCompiler
 from dmig.move.models import TableCheck, Verification
 from dmig.move.plan import TablePlan
+from dmig.move.streamhash import HashSpec, partition_totals
 from dmig.move.transforms import TargetSpec
 from dmig.move.typemap import Kind, sqlite_decimal_as_text
 from dmig.redact import redact
@@ -44,6 +53,10 @@ class VerifyItem:
     all_columns: list[str]
     rejects: int
     warnings: int
+    stream: list[dict[str, Any]] | None = None  # each partition's checkpoint info (streamed sums), when hashed
+
+
+VERIFY_THREADS = 4
 
 
 def _count(engine: Engine, table: sa.TableClause, where: list[Any]) -> int:
@@ -76,79 +89,191 @@ def _comparable(kind: Kind, plan: TablePlan) -> bool:
     return True
 
 
-def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, str | None]:
-    plan, spec = item.plan, item.spec
+@dataclass
+class Choice:
+    """What the checksum of one table compares, or why it cannot."""
+
+    columns: list[str] = field(default_factory=list)
+    uncomparable: list[str] = field(default_factory=list)
+    where: list[dict[str, Any]] = field(default_factory=list)
+    skip: str | None = None
+
+    @property
+    def compared(self) -> str:
+        return f"{len(self.columns)} columns compared" + (
+            f" ({', '.join(self.uncomparable)}: stored in a different form by design, counted only)"
+            if self.uncomparable
+            else ""
+        )
+
+
+def checksum_choice(plan: TablePlan, spec: TargetSpec) -> Choice:
+    """The columns copied unchanged that both sides can render alike; shared by the streamed and the full check."""
     copied = [c for c in spec.columns if c.origin == c.name]
     columns = [c.name for c in copied if _comparable(c.kind, plan)]
     uncomparable = [c.name for c in copied if c.name not in columns]
     if plan.key and not all(k in columns for k in plan.key):
-        return "skipped", "key columns were renamed or transformed"
+        return Choice(skip="key columns were renamed or transformed")
     if not plan.key and (uncomparable or len(copied) != len(spec.columns)):
-        return "skipped", "no key, and not every column is comparable: counts only"
+        return Choice(skip="no key, and not every column is comparable: counts only")
     where = _diff_where(plan)
     if where is None:
-        return "skipped", "the filter uses LIKE, which the checksum diff cannot express"
+        return Choice(skip="the filter uses LIKE, which the checksum diff cannot express")
+    return Choice(columns=columns, uncomparable=uncomparable, where=where)
+
+
+def _diff_plan(source_url: str, target_url: str, plan: TablePlan, choice: Choice) -> Any:
+    """The diff's own plan for this pair of tables (both sides reflected, rules reconciled); sides left open."""
+    from dmig.diff.models import WhereClause
+    from dmig.diff.plan import build_plan
+    from dmig.diff.sides import Side
+
+    src = Side("source", source_url, plan.source_table, plan.source_schema, 1, 600.0)
+    tgt = Side("target", target_url, plan.target_table, plan.target_schema, 1, 600.0)
+    try:
+        src.open()
+        tgt.open()
+        clauses = [WhereClause.model_validate(w) for w in choice.where]
+        return build_plan(src, tgt, list(plan.key), choice.columns, clauses), src, tgt
+    except BaseException:
+        src.close()
+        tgt.close()
+        raise
+
+
+def stream_spec(source_url: str, target_url: str, plan: TablePlan, spec: TargetSpec) -> HashSpec | None:
+    """The row hash the copy workers compute for this table, or None when only the full diff applies."""
+    if not plan.key:
+        return None
+    choice = checksum_choice(plan, spec)
+    if choice.skip:
+        return None
+    try:
+        dplan, src, tgt = _diff_plan(source_url, target_url, plan, choice)
+    except Exception:  # the full diff will say what is wrong, after the copy
+        return None
+    try:
+        return _spec_of(dplan, plan)
+    finally:
+        src.close()
+        tgt.close()
+
+
+def _spec_of(dplan: Any, plan: TablePlan) -> HashSpec | None:
+    names = [c.name for c in plan.columns]
+    if any(c not in names for c in dplan.src.columns):
+        return None
+    return HashSpec(
+        positions=tuple(names.index(c) for c in dplan.src.columns),
+        categories=tuple(dplan.src.categories),
+        framed=tuple(dplan.src.framed),
+        columns=tuple(dplan.src.columns),
+    )
+
+
+def _streamed(item: VerifyItem, source_url: str, target_url: str, choice: Choice) -> tuple[str, str] | None:
+    """Compare the workers' streamed source sums with the target's checksum; None when the full diff must decide."""
+    if item.stream is None:
+        return None
+    try:
+        dplan, src, tgt = _diff_plan(source_url, target_url, item.plan, choice)
+    except Exception:
+        return None
+    try:
+        spec = _spec_of(dplan, item.plan)
+        totals = partition_totals(item.stream, spec.fingerprint) if spec is not None else None
+        if totals is None:
+            return None
+        count, total = tgt.submit(lambda conn: tgt.execute(conn, dplan.tgt.checksum(None))).result()[0]
+    except Exception:
+        return None
+    finally:
+        src.close()
+        tgt.close()
+    if (int(count), as_int(total)) != totals:
+        return None  # the full diff names the keys
+    detail = f"{choice.compared}; source rows hashed as they were copied, target checksummed in SQL"
+    if item.rejects:
+        detail += f"; the {item.rejects} rejected rows are the only ones not copied"
+    return "match", detail
+
+
+def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, str | None, str | None]:
+    plan = item.plan
+    choice = checksum_choice(plan, item.spec)
+    if choice.skip:
+        return "skipped", choice.skip, None
+    streamed = _streamed(item, source_url, target_url, choice)
+    if streamed is not None:
+        return streamed[0], streamed[1], "streamed"
     try:
         from dmig.diff.service import diff_table
     except ImportError:  # pragma: no cover - the diff ships with dmig; keep the copy usable without it
-        return "unavailable", "dmig.diff is not installed"
+        return "unavailable", "dmig.diff is not installed", None
     try:
         result = diff_table(
             source_url,
             target_url,
             plan.source_table,
             key=list(plan.key) or None,  # no key: the diff compares the rows as a multiset
-            columns=columns,
+            columns=choice.columns,
             target_table=plan.target_table,
             limit=20,
             schema=plan.source_schema,
             target_schema=plan.target_schema,
-            where=where,
+            where=choice.where,
         )
     except DmigError as exc:
-        return "unavailable", redact(exc.message)[:300]
+        return "unavailable", redact(exc.message)[:300], "diff"
     except Exception as exc:  # the copy is done; a failing check must be reported, not crash the summary
-        return "unavailable", redact(f"{type(exc).__name__}: {exc}")[:300]
-    compared = f"{len(columns)} columns compared" + (
-        f" ({', '.join(uncomparable)}: stored in a different form by design, counted only)" if uncomparable else ""
-    )
+        return "unavailable", redact(f"{type(exc).__name__}: {exc}")[:300], "diff"
+    compared = choice.compared
     if result.equal:
-        return "match", compared
+        return "match", compared, "diff"
     if result.extra_count == 0 and result.missing_count == item.rejects and result.changed_count == 0:
-        return "match", f"{compared}; the {item.rejects} missing rows are the rejected ones"
+        return "match", f"{compared}; the {item.rejects} missing rows are the rejected ones", "diff"
     explained = result.changed_count <= item.warnings and result.missing_count == item.rejects
     detail = (
         f"missing {result.missing_count}, extra {result.extra_count}, changed {result.changed_count} "
         f"(first changed columns: {sorted({c for r in result.changed[:5] for c in r.columns})})"
     )
     if explained and result.extra_count == 0:
-        return "explained", detail + f"; within the {item.warnings} documented value conversions (e.g. zero dates)"
-    return "differ", detail
+        return (
+            "explained",
+            detail + f"; within the {item.warnings} documented value conversions (e.g. zero dates)",
+            "diff",
+        )
+    return "differ", detail, "diff"
+
+
+def _check(item: VerifyItem, source: Engine, target: Engine, source_url: str, target_url: str, mode: str) -> TableCheck:
+    started = time.monotonic()
+    plan = item.plan
+    compiler = ExprCompiler(plan.source_table, set(item.all_columns), plan.source_dialect)
+    where = [compiler.condition(c) for c in plan.mapping.filter]
+    check = TableCheck(table=plan.source_table, rejects=item.rejects, checksum="skipped")
+    try:
+        check.source_rows = _count(source, sa.table(plan.source_table, schema=plan.source_schema), where)
+        check.target_rows = _count(target, sa.table(plan.target_table, schema=plan.target_schema), [])
+    except sa.exc.DBAPIError as exc:
+        check.detail = redact(str(exc.orig or exc).splitlines()[0])[:300]
+        return check
+    if mode == "append":
+        check.detail = "append mode: the target may hold other rows, counts are not compared"
+        return check
+    check.counts_match = check.source_rows == check.target_rows + item.rejects
+    check.checksum, check.detail, check.method = _checksum(item, source_url, target_url)
+    check.seconds = round(time.monotonic() - started, 3)
+    return check
 
 
 def verify(
     source: Engine, target: Engine, source_url: str, target_url: str, mode: str, items: list[VerifyItem]
 ) -> Verification:
-    checks: list[TableCheck] = []
-    for item in items:
-        plan = item.plan
-        compiler = ExprCompiler(plan.source_table, set(item.all_columns), plan.source_dialect)
-        where = [compiler.condition(c) for c in plan.mapping.filter]
-        check = TableCheck(table=plan.source_table, rejects=item.rejects, checksum="skipped")
-        try:
-            check.source_rows = _count(source, sa.table(plan.source_table, schema=plan.source_schema), where)
-            check.target_rows = _count(target, sa.table(plan.target_table, schema=plan.target_schema), [])
-        except sa.exc.DBAPIError as exc:
-            check.detail = redact(str(exc.orig or exc).splitlines()[0])[:300]
-            checks.append(check)
-            continue
-        if mode == "append":
-            check.detail = "append mode: the target may hold other rows, counts are not compared"
-        else:
-            check.counts_match = check.source_rows == check.target_rows + item.rejects
-        if mode != "append":
-            check.checksum, check.detail = _checksum(item, source_url, target_url)
-        checks.append(check)
+    """Every table's counts and checksum; tables run side by side, since each side's database does the work."""
+    threads = max(1, min(VERIFY_THREADS, len(items)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmig-verify") as pool:
+        checks = list(pool.map(lambda it: _check(it, source, target, source_url, target_url, mode), items))
     compared = [c for c in checks if c.counts_match is not None or c.checksum in ("match", "differ", "explained")]
     ok = None
     if compared:

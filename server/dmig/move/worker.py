@@ -22,6 +22,7 @@ from dmig.move.expressions import untyped
 from dmig.move.plan import TablePlan
 from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer, PartitionLost, error_text
+from dmig.move.streamhash import Accumulator, HashSpec
 from dmig.move.transforms import RowFn, build_row_fn, plan_target
 from dmig.move.values import ValueRejected
 from dmig.move.writers import Writer, is_data_error
@@ -45,6 +46,7 @@ class PartitionJob:
     since_value: Any = None
     parent_pid: int | None = None
     all_columns: list[str] = field(default_factory=list)
+    hash_spec: HashSpec | None = None  # hash source rows as they stream (verification reads the source once)
 
 
 @dataclass
@@ -115,7 +117,10 @@ def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
             spec.key,
             upsert=job.mode == "incremental",
         )
-        committer = Committer(writer, store, part, reader.key_of, [c.name for c in plan.columns], job.reject_limit)
+        hashing = Accumulator(job.hash_spec) if job.hash_spec is not None else None
+        committer = Committer(
+            writer, store, part, reader.key_of, [c.name for c in plan.columns], job.reject_limit, hashing
+        )
         if plan.key:
             _keyed_loop(job, reader, committer, row_fn, pending, part, report)
         else:
