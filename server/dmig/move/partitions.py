@@ -1,4 +1,4 @@
-"""Big tables split into key ranges, and the pool of worker processes that copies them.
+"""Big tables split into key ranges, and the worker processes that copy them.
 
 A table whose single-column integer key spans more than ``partition_rows`` rows is cut into
 equal key ranges ``(lo, hi]`` (the last one open-ended, so rows inserted during the copy are not
@@ -6,23 +6,31 @@ missed). The ranges are stored in the checkpoint table when first planned, so a 
 exactly the same ones whatever ``workers`` says this time. Other keys (text, composite) are one
 range: their boundaries would need a full index scan to find.
 
-Processes, not threads: row conversion is Python code and the GIL would serialise it. Workers
-are spawned (not forked: the MCP server runs threads) and ask the kernel to kill them when the
-coordinator dies (``PR_SET_PDEATHSIG``), and every batch also checks the parent is still there,
-so a ``kill -9`` of ``dmig copy`` leaves no orphan still writing.
+Processes, not threads: row conversion is Python code and the GIL would serialise it. ``workers``
+counts the coordinator: it copies partitions itself between looking after ``workers - 1`` worker
+processes, because every Python process costs its ~50 MB of imports again (the issue 4 budget is
+200 MB for the whole tree). Workers are fresh interpreters started with ``subprocess`` (never
+forked: the MCP server runs threads) that take jobs and send progress and results back over a
+socket; not through ``multiprocessing``, whose spawn and forkserver starters also start a resource
+tracker process (~12 MB) that nothing here needs. A worker asks the kernel to kill it when the
+coordinator dies (``PR_SET_PDEATHSIG``), checks it was not orphaned before that, and every batch
+checks the parent is still there, so a ``kill -9`` of ``dmig copy`` leaves no orphan still writing.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import ctypes
-import multiprocessing as mp
+import dataclasses
 import os
-import queue
 import signal
+import socket
+import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +42,11 @@ from dmig.move.worker import PartitionJob, PartitionResult, copy_partition
 
 ProgressSink = Callable[[str, int, int], None]
 MAX_PARTITIONS_PER_WORKER = 4
+WAIT_S = 0.25  # how often the coordinator ticks progress while it only waits for the workers
+STOP_S = 10.0  # how long a worker may take to exit once its socket is closed before it is killed
 
-_queue: Any = None
+# What a worker process runs: import the same dmig as the coordinator, then serve jobs.
+_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from dmig.move.partitions import serve; serve()"
 
 
 def plan_bounds(
@@ -71,84 +82,157 @@ def _set_parent_death_signal() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _init_worker(q: Any, parent: int) -> None:
-    global _queue
-    _queue = q
+def serve() -> None:
+    """A worker process: run the jobs the coordinator sends until it closes the socket.
+
+    Ctrl-C reaches the whole process group; the coordinator handles it (and stops the workers),
+    so a worker ignores it rather than print a traceback of its own.
+    """
+    fd, parent = int(sys.argv[2]), int(sys.argv[3])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_parent_death_signal()
     if os.getppid() != parent:  # the parent died before we armed the signal
         os._exit(1)
+    conn = Connection(fd)
+
+    def report(table: str, rows: int, rejects: int) -> None:
+        conn.send((table, rows, rejects))
+
+    with contextlib.suppress(EOFError, OSError):  # EOF: no more jobs; OSError: the coordinator is gone
+        while True:
+            conn.send(copy_partition(conn.recv(), report))
 
 
-def _report_to_queue(table: str, rows: int, rejects: int) -> None:
-    _queue.put((table, rows, rejects))
+class _Worker:
+    """One worker process and our end of its socket; ``job`` is what it is copying now."""
+
+    def __init__(self, parent: int) -> None:
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding the dmig package
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, root, str(theirs.fileno()), str(parent)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stdout may be the MCP stdio channel or the --json output
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.job: PartitionJob | None = None
+
+    def stop(self, kill: bool) -> int | None:
+        self.conn.close()  # the worker reads EOF and exits (or fails its next progress message)
+        if kill:
+            self.proc.kill()
+        try:
+            return self.proc.wait(STOP_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
 
 
-def _run_in_worker(job: PartitionJob) -> PartitionResult:
-    return copy_partition(job, _report_to_queue)
+class _Pool:
+    """Worker processes fed from one queue of jobs that the coordinator also takes from."""
+
+    def __init__(self, jobs: list[PartitionJob], sink: ProgressSink) -> None:
+        self.todo = deque(jobs)
+        self.sink = sink
+        self.results: list[PartitionResult] = []
+        self.parent = os.getpid()
+        self.workers: list[_Worker] = []
+
+    def start(self, size: int) -> None:
+        for _ in range(size):
+            self.workers.append(_Worker(self.parent))
+
+    def take(self) -> PartitionJob | None:
+        return self.todo.popleft() if self.todo else None
+
+    @property
+    def busy(self) -> bool:
+        return any(w.job is not None for w in self.workers)
+
+    def pump(self, timeout: float) -> None:
+        """Hand idle workers the next jobs, then take in what the busy ones sent (waiting up to ``timeout``)."""
+        for w in list(self.workers):
+            if w.job is None and self.todo:
+                job = self.todo.popleft()
+                try:
+                    w.conn.send(dataclasses.replace(job, parent_pid=self.parent))
+                    w.job = job
+                except OSError:  # it died while idle: the job goes back, the others (or we) will run it
+                    self.todo.appendleft(job)
+                    self._drop(w)
+        busy = {w.conn: w for w in self.workers if w.job is not None}
+        ready = wait(list(busy), timeout) if busy else []
+        for w in [busy[c] for c in ready if isinstance(c, Connection)]:
+            self._receive(w)
+
+    def _receive(self, w: _Worker) -> None:
+        try:
+            while w.conn.poll():
+                msg = w.conn.recv()
+                if isinstance(msg, PartitionResult):
+                    self.results.append(msg)
+                    w.job = None
+                else:
+                    self.sink(*msg)
+        except (EOFError, OSError):  # the process died (e.g. killed): report its job, keep the others going
+            job = w.job
+            code = self._drop(w)
+            if job is not None:
+                self.results.append(
+                    PartitionResult(
+                        table=job.plan.source_table,
+                        part=job.part,
+                        error=f"worker failed: its process exited with code {code}",
+                        error_code="E_INTERNAL",
+                    )
+                )
+
+    def _drop(self, w: _Worker) -> int | None:
+        self.workers.remove(w)
+        return w.stop(kill=True)
+
+    def close(self, kill: bool) -> None:
+        for w in self.workers:
+            w.stop(kill)
+        self.workers.clear()
 
 
 def run_jobs(
     jobs: list[PartitionJob], workers: int, sink: ProgressSink, tick: Callable[[], None]
 ) -> list[PartitionResult]:
-    """Run the jobs (in-process when one worker or one job is enough) and return their results."""
+    """Run the jobs, this process being one of ``workers``, and return their results."""
     if not jobs:
         return []
-    if workers <= 1 or len(jobs) == 1:
-        results = []
-        for job in jobs:
-            results.append(copy_partition(job, lambda t, r, j: (sink(t, r, j), tick())))
-        return results
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    parent = os.getpid()
-    for job in jobs:
-        job.parent_pid = parent
-    results: list[PartitionResult] = []
-    with cf.ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(q, parent)
-    ) as pool:
-        with _lean_children():
-            pending = {pool.submit(_run_in_worker, job): job for job in jobs}
-        while pending:
-            done, _ = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-            _drain(q, sink)
-            tick()
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    results.append(fut.result())
-                except Exception as exc:  # a worker process died (e.g. killed): report, keep the others going
-                    results.append(
-                        PartitionResult(
-                            table=job.plan.source_table,
-                            part=job.part,
-                            error=f"worker failed: {exc}",
-                            error_code="E_INTERNAL",
-                        )
-                    )
-        _drain(q, sink)
-    return results
-
-
-@contextlib.contextmanager
-def _lean_children() -> Iterator[None]:
-    """Spawned workers re-import the parent's ``__main__`` (the ``dmig`` script, hence the CLI, the MCP
-    SDK and every tool: ~25 MB each). They need none of it, so hide it while the pool starts them."""
-    main = sys.modules.get("__main__")
-    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    size = min(workers, len(jobs)) - 1
+    if size <= 0:
+        return [copy_partition(job, lambda t, r, j: (sink(t, r, j), tick())) for job in jobs]
+    pool = _Pool(jobs, sink)
+    finished = False
     try:
-        for k in saved:
-            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
-        yield
+        pool.start(size)
+
+        def report(table: str, rows: int, rejects: int) -> None:
+            sink(table, rows, rejects)
+            pool.pump(0)
+            tick()
+
+        while True:
+            pool.pump(0)
+            job = pool.take()
+            if job is None:
+                break
+            pool.results.append(copy_partition(job, report))
+        while pool.busy:
+            pool.pump(WAIT_S)
+            tick()
+        finished = True
     finally:
-        for k, v in saved.items():
-            setattr(main, k, v)
-
-
-def _drain(q: Any, sink: ProgressSink) -> None:
-    while True:
-        try:
-            table, rows, rejects = q.get_nowait()
-        except queue.Empty:
-            return
-        sink(table, rows, rejects)
+        pool.close(kill=not finished)
+    return pool.results
