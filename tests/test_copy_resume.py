@@ -43,10 +43,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _kill_loop(project: Path, args: list[str], rng: random.Random) -> int:
+def _kill_loop(project: Path, args: list[str], rng: random.Random, kills: int = KILLS) -> int:
     """Start, kill -9 after a random delay, repeat; returns how many runs were killed mid-copy."""
     killed = 0
-    for _ in range(KILLS):
+    for _ in range(kills):
         proc = popen(project, *args)
         time.sleep(rng.uniform(2.0, 8.0))  # CLI start-up is 1-4 s here: kills land in planning and in the load
         if proc.poll() is not None:  # finished before the kill: nothing left to interrupt
@@ -98,6 +98,32 @@ def test_kill_nine_at_random_points_then_resume_sqlite_to_postgresql(
     assert out["resumed"] or out["already_complete"] or killed == 0
     assert out["tables"][0]["partitions"] > 1
     assert _distinct(pg_url) == (rows, rows)
+    verify_rows(src, pg_url, rows)
+
+
+@pytest.mark.slow
+def test_kill_nine_while_the_primary_key_is_deferred_then_resume_builds_it(
+    tmp_path: Path, pg_url: str, project: Path
+) -> None:
+    """PostgreSQL tables the copy creates are loaded without their key index (dmig.move.primarykey):
+    kills at any point, then a resume, still give every row once and the key, named as PostgreSQL names it."""
+    rng = random.Random(int(os.environ.get("DMIG_TEST_SEED", "0")) or None)
+    rows = 30_000
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    make_people(src, rows)
+    args = ["copy", src, pg_url, "--workers", "2", "--batch-size", "500", "--partition-rows", "8000", "--json"]
+
+    _kill_loop(project, args, rng, kills=3)
+
+    final = cli(project, *args)
+    assert final.returncode == 0, final.stdout + final.stderr
+    out = json.loads(final.stdout)
+    assert out["ok"] and out["tables"][0]["rows"] == rows
+    assert _distinct(pg_url) == (rows, rows)
+    e = engine(pg_url)
+    pk = sa.inspect(e).get_pk_constraint("people")
+    e.dispose()
+    assert pk["constrained_columns"] == ["id"] and pk["name"] == "people_pkey"
     verify_rows(src, pg_url, rows)
 
 

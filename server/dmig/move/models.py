@@ -176,7 +176,7 @@ class CopyRequest(Input):
 
 class IndexReport(Output):
     name: str
-    kind: Literal["index", "unique", "foreign_key"]
+    kind: Literal["primary_key", "index", "unique", "foreign_key"]
     seconds: float
     ok: bool
     error: str | None = None

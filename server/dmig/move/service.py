@@ -29,6 +29,7 @@ from dmig.context import RunContext
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput
+from dmig.move import primarykey
 from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
 from dmig.move.expressions import ExprCompiler
@@ -234,6 +235,8 @@ class _Copy:
                 self.store.set_table_state(e.name, "created" if e.created else "existing", info)
             if e.created:
                 S.create_table(self.tgt, e.target)
+                if e in fresh and primarykey.applies(e.target, self.req.mode):
+                    primarykey.defer(self.tgt, e.target)
             elif not exists[e.name]:
                 raise Conflict(f"target table {e.plan.target_table} disappeared during the run; use restart=true")
             if e in fresh:
@@ -414,6 +417,8 @@ class _Copy:
         for e in ok:
             if e.created:
                 start = time.perf_counter()
+                if primarykey.applies(e.target, self.req.mode):
+                    e.reports += primarykey.build(self.tgt, e.target)
                 e.reports += S.build_indexes(self.tgt, e.target)
                 e.index_seconds = time.perf_counter() - start
         for e in ok:
