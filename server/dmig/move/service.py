@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -414,18 +416,10 @@ class _Copy:
 
     def _post_load(self, entries: list[Entry]) -> None:
         ok = [e for e in entries if not e.error]
-        for e in ok:
-            if e.created:
-                start = time.perf_counter()
-                if primarykey.applies(e.target, self.req.mode):
-                    e.reports += primarykey.build(self.tgt, e.target)
-                e.reports += S.build_indexes(self.tgt, e.target)
-                e.index_seconds = time.perf_counter() - start
-        for e in ok:
+        self._each_table([e for e in ok if e.created], self._build_indexes)
+        for e in ok:  # one at a time: two tables' keys may reference each other (lock order)
             if e.created or self.td == "sqlite":
-                start = time.perf_counter()
-                e.reports += S.build_foreign_keys(self.tgt, e.target)
-                e.fk_seconds = time.perf_counter() - start
+                self._build_foreign_keys(e)
         for e in ok:
             S.reset_counters(self.tgt, e.target)
             failed = [r for r in e.reports if not r.ok]
@@ -438,6 +432,29 @@ class _Copy:
             self.tracker.set_state(e.name, "failed" if failed else "done")
             if e.finished is not None:
                 e.finished += e.index_seconds + e.fk_seconds
+
+    def _each_table(self, entries: list[Entry], step: Callable[[Entry], None]) -> None:
+        """Tables side by side (the target database does the work, each table on its own connection);
+        one at a time on SQLite, which has a single writer."""
+        threads = 1 if self.td == "sqlite" else max(1, min(self.workers, len(entries)))
+        if threads == 1:
+            for e in entries:
+                step(e)
+            return
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmig-post-load") as pool:
+            list(pool.map(step, entries))
+
+    def _build_indexes(self, e: Entry) -> None:
+        start = time.perf_counter()
+        if primarykey.applies(e.target, self.req.mode):
+            e.reports += primarykey.build(self.tgt, e.target)
+        e.reports += S.build_indexes(self.tgt, e.target)
+        e.index_seconds = time.perf_counter() - start
+
+    def _build_foreign_keys(self, e: Entry) -> None:
+        start = time.perf_counter()
+        e.reports += S.build_foreign_keys(self.tgt, e.target)
+        e.fk_seconds = time.perf_counter() - start
 
     def _verify(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> Verification:
         if not self.req.verify:
