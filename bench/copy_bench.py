@@ -448,7 +448,8 @@ def goal(text: str, value: float | None, test: Callable[[float], bool] | None) -
 def machine(pg: A.Server, my: A.Server) -> dict[str, str]:
     import sqlite3
 
-    mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
+    from bench.machine import host_facts, load_average, python_version
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--", "server/dmig/move", "server/dmig/tools/copy.py"],
@@ -456,11 +457,13 @@ def machine(pg: A.Server, my: A.Server) -> dict[str, str]:
         text=True,
         cwd=HERE.parent,
     )
+    facts = host_facts()
     return {
-        "nproc": str(os.cpu_count()),
-        "memory": f"{mem_kb / 2**20:.1f} GiB",
+        "nproc": facts["nproc"],
+        "memory": facts["memory"],
+        "load at start": load_average(),
         "kernel": platform.release(),
-        "python": platform.python_version(),
+        "python": python_version(),
         "postgresql": pg.version(),
         "mariadb": my.version(),
         "sqlite": sqlite3.sqlite_version,
@@ -480,7 +483,8 @@ def markdown(r: dict[str, Any]) -> str:
         START,
         f"## copy: `dmig copy` vs pgloader, pgcopydb, LOAD DATA, SQLAlchemy ({r['started'][:10]})",
         "",
-        f"Machine: {m['nproc']} cores, {m['memory']}, shared with other work (noisy); {m['postgresql']}; "
+        f"Machine: {m['nproc']} cores, {m['memory']}, load average at start {m.get('load at start', 'n/a')}; "
+        f"{m['postgresql']}; "
         f"MariaDB {m['mariadb']}; SQLite {m['sqlite']}; {m['pgloader']}; {m['pgcopydb']}; Python {m['python']}; "
         f"dmig {m['dmig commit']}.",
         f"Data: users {s['users']:,} + orders {s['orders']:,} rows (bench.datagen seed 42; unique e-mail index, "
