@@ -121,7 +121,13 @@ def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
         committer = Committer(
             writer, store, part, reader.key_of, [c.name for c in plan.columns], job.reject_limit, hashing
         )
-        if plan.key:
+        from dmig.move import passthrough  # PG -> PG without transforms: raw COPY bytes per key range
+
+        if plan.key and passthrough.usable(job, spec, reader, writer):
+            passthrough.PassThrough(
+                job, reader, committer, lambda rows: _convert(rows, row_fn, pending), report, lambda: _check_parent(job)
+            ).run()
+        elif plan.key:
             _keyed_loop(job, reader, committer, row_fn, pending, part, report)
         else:
             _stream_all(job, reader, committer, row_fn, pending, report)

@@ -1,0 +1,291 @@
+"""PostgreSQL to PostgreSQL without decoding: the COPY stream of each key range goes through as bytes.
+
+The general path decodes every value of ``COPY ... TO STDOUT (FORMAT BINARY)`` into Python and
+encodes it again for ``COPY ... FROM STDIN``, which costs most of a PG->PG copy's time. When
+nothing has to change on the way (same dialect, no transforms, the same column types on both
+sides, a bulk mode), the bytes one server sends are already what the other one accepts, so each
+page is piped as it arrives: ``COPY (SELECT cols FROM t WHERE key > lo AND key <= hi) TO STDOUT``
+on the source into ``COPY t (cols) FROM STDIN`` on the target, both binary.
+
+Checkpoints need the page's last key without decoding a row, so pages are integer key RANGES
+``(lo, hi]`` inside the partition, not ``LIMIT`` pages: the checkpoint's ``last_key`` is ``hi``.
+The first range ends at the key ``batch_size`` rows on (one index scan), later ones adapt their
+width to the row count the previous page really had (density = rows / width), and an empty range
+jumps to the next existing key, so gaps and dense clusters both give pages of about ``batch_size``.
+
+As on the general path, the checkpoint advance runs first in the page's target transaction (it
+takes the row lock and guards against a second process), then the rows, then the checkpoint's
+counts, then the commit: ``kill -9`` leaves the page and its checkpoint, or neither. No row is
+decoded, so no streamed checksum is kept for these partitions: verification checksums both sides.
+
+A page the target refuses for its data (a CHECK, NOT NULL, unique violation, an enum label it
+lacks) is rolled back and redone through the general decode path, whose bisection isolates the
+bad rows into rejects; the next page goes through again.
+
+Binary COPY is only portable between servers of the same major version, for built-in types and
+enums (whose binary form is the label), and text travels in the client encoding; anything else
+keeps the general path.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import pq
+
+from dmig.move.checkpoints import PartState, decode_key, encode_key
+from dmig.move.rawconn import RawConn
+from dmig.move.readers import Reader
+from dmig.move.rejects import Batch, Committer, PartitionLost
+from dmig.move.transforms import TargetSpec
+from dmig.move.writers import Writer, is_data_error
+
+if TYPE_CHECKING:
+    from dmig.move.worker import PartitionJob
+
+PATH = "passthrough"
+MODES = ("create", "truncate", "append")
+FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, built-in types with the same OID everywhere
+MAX_GROWTH = 8  # a range grows or shrinks at most this much from one page to the next
+WRITE_CHUNK = 256 * 1024  # rows arrive one COPY message each; the target gets them in chunks
+
+_COLUMN_TYPES = sa.text(
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid < :first OR t.typtype = 'e' "
+    "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE a.attrelid = to_regclass(:name) AND a.attnum > 0 AND NOT a.attisdropped"
+)
+_SESSION = sa.text("SELECT current_setting('server_version_num')::int / 10000, current_setting('client_encoding')")
+
+ConvertFn = Callable[[list[tuple[Any, ...]]], Batch]
+ReportFn = Callable[[str, int, int], None]
+
+
+def _column_types(raw: RawConn, table: str, schema: str | None) -> dict[str, tuple[str, bool]]:
+    """Column name -> (type as written, binary form portable between databases)."""
+    stmt = _COLUMN_TYPES.bindparams(first=FIRST_USER_OID, name=raw.quote_table(table, schema))
+    return {name: (typ, bool(portable)) for name, typ, portable in raw.all(stmt)}
+
+
+def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) -> bool:
+    """True when the partition's rows can travel as raw binary COPY bytes (see the module docstring)."""
+    plan = job.plan
+    names = [c.name for c in plan.columns]
+    if not (
+        plan.source_dialect == plan.target_dialect == reader.raw.name == writer.raw.name == "postgresql"
+        and job.mode in MODES
+        and len(plan.key) == 1
+        and plan.key_kinds[0].name == "int"
+        and not spec.has_ops
+        and not spec.exprs
+        and [c.name for c in spec.columns] == names
+        and all(c.origin == c.name for c in spec.columns)
+        and job.since_column is None
+    ):
+        return False
+    try:
+        same_session = reader.raw.all(_SESSION) == writer.raw.all(_SESSION)
+        src = _column_types(reader.raw, plan.source_table, plan.source_schema)
+        tgt = _column_types(writer.raw, plan.target_table, plan.target_schema)
+    finally:
+        writer.raw.rollback()  # leave no transaction open on the target before the first page
+    return same_session and all(n in src and src[n][1] and src[n] == tgt.get(n) for n in names)
+
+
+@dataclass
+class _Ranges:
+    """The partition's key ranges: width from the key density, corrected by each page's row count."""
+
+    lo: int | None  # the last key done; None: from the start of the key space (the first partition)
+    hi: int | None  # the partition's upper bound; None: open-ended (the last partition)
+    width: int
+    target: int
+    top: int | None  # the highest key the partition held when probed; None: it held none
+
+    def next(self) -> tuple[int | None, int | None, bool]:
+        """The next page (lo, hi] and whether it is the partition's last one."""
+        if self.top is None:  # nothing there when probed: one page of the whole rest finishes it
+            return self.lo, self.hi, True
+        upper = self.top if self.lo is None else self.lo + self.width
+        if upper >= self.top:  # past the last key seen: the rest of the partition (and what arrived since)
+            return self.lo, self.hi, True
+        return self.lo, upper, False
+
+    def adapt(self, rows: int) -> None:
+        factor = self.target / rows if rows else MAX_GROWTH
+        self.width = max(1, int(self.width * min(MAX_GROWTH, max(1 / MAX_GROWTH, factor))))
+
+
+class PassThrough:
+    """Copies one partition's key ranges as raw binary COPY streams; see the module docstring."""
+
+    def __init__(
+        self,
+        job: PartitionJob,
+        reader: Reader,
+        committer: Committer,
+        convert: ConvertFn,
+        report: ReportFn,
+        check: Callable[[], None],
+    ) -> None:
+        self.job, self.reader, self.committer = job, reader, committer
+        self.convert, self.report, self.check = convert, report, check
+        plan = job.plan
+        self.src, self.tgt = reader.raw, committer.writer.raw
+        self.key = sa.column(plan.key[0])
+        self.select = sa.select(*[sa.column(c.name) for c in plan.columns]).select_from(reader.table)
+        writer = committer.writer
+        self.copy_in = f"COPY {writer.qtable} ({', '.join(writer.qcols)}) FROM STDIN (FORMAT BINARY)"
+
+    def _bounds(self, lo: int | None, hi: int | None) -> list[Any]:
+        where = []
+        if lo is not None:
+            where.append(self.key > lo)
+        if hi is not None:
+            where.append(self.key <= hi)
+        return where
+
+    def _probe(self, lo: int | None, hi: int | None) -> tuple[int | None, int | None]:
+        """min and max key in (lo, hi]: two index probes (filters are left out; they only thin pages)."""
+        query = sa.select(sa.func.min(self.key), sa.func.max(self.key)).select_from(self.reader.table)
+        low, high = self.src.all(query.where(*self._bounds(lo, hi)))[0]
+        return (None, None) if low is None else (int(low), int(high))
+
+    def _ranges(self) -> _Ranges:
+        part, plan = self.committer.part, self.job.plan
+        after, upto = decode_key(part.last_key, plan.key_kinds), decode_key(part.hi_key, plan.key_kinds)
+        lo, hi = (None if after is None else int(after[0])), (None if upto is None else int(upto[0]))
+        first, top = self._probe(lo, hi)
+        start = lo if first is None else first - 1
+        size = self.job.batch_size
+        # The first page's width from the key batch_size rows on (one index scan), so it holds about
+        # batch_size rows whatever the density elsewhere; later pages adapt to what the last one held.
+        nth = self.src.all(
+            sa.select(self.key)
+            .select_from(self.reader.table)
+            .where(*self._bounds(start, hi))
+            .order_by(self.key)
+            .offset(size - 1)
+            .limit(1)
+        )
+        end = int(nth[0][0]) if nth else (top if top is not None else start)
+        width = max(1, end - start) if start is not None and end is not None else 1
+        return _Ranges(lo=start, hi=hi, width=width, target=size, top=top)
+
+    def run(self) -> None:
+        part = self.committer.part
+        part.info = {**part.info, "path": PATH}
+        self.committer.hashing = None  # a redone page's sum alone would be a partial one: keep none
+        ranges = self._ranges()
+        while True:
+            self.check()
+            lo, hi, final = ranges.next()
+            rows = self._page(lo, hi, final)
+            if final:
+                return
+            ranges.lo = hi
+            if rows:
+                ranges.adapt(rows)
+                continue
+            following, _ = self._probe(hi, ranges.hi)  # an empty range: jump over the gap in one step
+            if following is None:
+                ranges.top = None  # nothing left in the partition: the next page is its last
+            elif hi is not None and following - 1 > hi:
+                ranges.lo = following - 1
+            else:
+                ranges.adapt(0)
+
+    def _page(self, lo: int | None, hi: int | None, final: bool) -> int:
+        """One range in one target transaction; a data error redoes it through the decode path."""
+        try:
+            return self._stream(lo, hi, final)
+        except Exception as exc:
+            self.tgt.rollback()
+            if not is_data_error(exc, "postgresql"):
+                raise
+        return self._redo(lo, hi, final)
+
+    def _stream(self, lo: int | None, hi: int | None, final: bool) -> int:
+        part, store = self.committer.part, self.committer.store
+        last_key = encode_key((hi,)) if hi is not None else (part.last_key if lo is None else encode_key((lo,)))
+        staged = PartState(**part.__dict__)
+        if not store.advance(self.tgt, staged, last_key, 0, 0, 0, final):  # lock + guard before any row
+            raise PartitionLost(f"partition {part.part} of {part.table} was advanced by another process")
+        staged.version += 1
+        sql, params = self.src.compile(self.select.where(*self.reader.conditions, *self._bounds(lo, hi)))
+        with self.src.dbapi.cursor() as src_cur, self.tgt.dbapi.cursor() as tgt_cur:
+            nbytes = _pipe(src_cur, f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params, tgt_cur, self.copy_in)
+            rows = max(tgt_cur.rowcount, 0)
+        if not store.advance(self.tgt, staged, last_key, rows, nbytes, 0, final):
+            raise PartitionLost(f"partition {part.part} of {part.table} was advanced by another process")
+        self.tgt.commit()
+        part.last_key, part.rows, part.bytes = last_key, part.rows + rows, part.bytes + nbytes
+        part.version, part.state = staged.version + 1, "done" if final else "loading"
+        self.committer.rows_written += rows
+        self.report(self.job.plan.source_table, rows, 0)
+        return rows
+
+    def _redo(self, lo: int | None, hi: int | None, final: bool) -> int:
+        """The range through Reader.page + Committer (decode, bisect, rejects), as the general path does it."""
+        part, committer = self.committer.part, self.committer
+        part.info = {**part.info, "redone_pages": int(part.info.get("redone_pages", 0)) + 1}
+        after = None if lo is None else (lo,)
+        upto = None if hi is None else (hi,)
+        size = self.job.batch_size
+        before = committer.rows_written + committer.rejected
+        while True:
+            self.check()
+            src_rows = self.reader.page(after, upto, size)
+            short = len(src_rows) < size
+            rows, rejects = committer.rows_written, committer.rejected
+            committer.commit(self.convert(src_rows), short and final)
+            self.report(self.job.plan.source_table, committer.rows_written - rows, committer.rejected - rejects)
+            if short:
+                return committer.rows_written + committer.rejected - before
+            after = self.reader.key_of(src_rows[-1])
+
+
+def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str) -> int:
+    """Stream one COPY's bytes into another; returns how many bytes went through."""
+    with src_cur.copy(copy_out, params), tgt_cur.copy(copy_in) as into:
+        return _drain(src_cur.connection, into.write)
+
+
+def _drain(conn: Any, write: Callable[[bytearray], None]) -> int:
+    """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~WRITE_CHUNK bytes.
+
+    The server sends one message per row; psycopg's ``Copy.read`` costs a generator round trip per
+    message, which was most of the pass-through's CPU time. Here a row is one C call. The final
+    result is collected too, so the ``Copy`` block exits on an idle connection.
+    """
+    pgconn, total, buf = conn.pgconn, 0, bytearray()
+    get = pgconn.get_copy_data
+    while True:
+        n, data = get(1)
+        if n > 0:
+            buf += data
+            if len(buf) >= WRITE_CHUNK:
+                write(buf)
+                total += len(buf)
+                buf = bytearray()
+        elif n == 0:  # nothing buffered: wait for the socket
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        else:
+            break
+    error: Exception | None = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+            error = psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+    if error is None and n == -2:
+        error = psycopg.OperationalError(pgconn.get_error_message())
+    if error is not None:
+        raise error
+    if buf:
+        write(buf)
+        total += len(buf)
+    return total
