@@ -191,14 +191,11 @@ class Store:
         self, raw: RawConn, part: PartState, last_key: str | None, rows: int, nbytes: int, rejects: int, done: bool
     ) -> bool:
         """Move the partition forward iff nobody else did since we read it; False means we lost it."""
-        c = self.checkpoints.c
-        where = (
-            (c.run_id == self.run_id)
-            & (c.table_name == part.table)
-            & (c.part == part.part)
-            & (c.version == part.version)
-        )
         values = {
+            "w_run": self.run_id,
+            "w_table": part.table,
+            "w_part": part.part,
+            "w_version": part.version,
             "last_key": last_key,
             "row_count": part.rows + rows,
             "byte_count": part.bytes + nbytes,
@@ -208,7 +205,18 @@ class Store:
             "updated_at": now(),
             "info": json.dumps(part.info, default=str),
         }
-        return raw.rowcount(sa.update(self.checkpoints).where(where).values(**values)) == 1
+        return raw.rowcount_prepared(f"advance:{self.checkpoints.schema}", self._advance_statement, values) == 1
+
+    def _advance_statement(self) -> sa.Update:
+        c = self.checkpoints.c
+        where = (
+            (c.run_id == sa.bindparam("w_run"))
+            & (c.table_name == sa.bindparam("w_table"))
+            & (c.part == sa.bindparam("w_part"))
+            & (c.version == sa.bindparam("w_version"))
+        )
+        names = ("last_key", "row_count", "byte_count", "reject_count", "version", "state", "updated_at", "info")
+        return sa.update(self.checkpoints).where(where).values({n: sa.bindparam(n) for n in names})
 
     def table_rejects(self, raw: RawConn, table: str) -> int:
         c = self.checkpoints.c

@@ -9,6 +9,7 @@ quoted by SQLAlchemy and values are bound, never pasted) and the raw DBAPI conne
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ class RawConn:
             raise classify(exc, engine.url) from None
         self.dbapi: Any = self.proxy.driver_connection
         self.preparer = self.dialect.identifier_preparer
+        self._compiled: dict[str, Any] = {}
         if self.name == "sqlite":
             self._saved_isolation = self.dbapi.isolation_level
             self.dbapi.isolation_level = None  # we issue BEGIN/COMMIT ourselves
@@ -47,6 +49,21 @@ class RawConn:
         if compiled.positional:
             return str(compiled), tuple(params[k] for k in compiled.positiontup or [])
         return str(compiled), params
+
+    def rowcount_prepared(self, key: str, build: Callable[[], sa.sql.ClauseElement], values: dict[str, Any]) -> int:
+        """A statement run once per batch: compiled once per connection, then only its values change
+        (compiling the checkpoint UPDATE every time cost ~2.5 ms, twice per page on some paths)."""
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = build().compile(dialect=self.dialect)
+        params = compiled.construct_params(values)
+        args = tuple(params[k] for k in compiled.positiontup or []) if compiled.positional else params
+        cur = self.dbapi.cursor()
+        try:
+            cur.execute(str(compiled), args)
+            return int(cur.rowcount)
+        finally:
+            cur.close()
 
     def execute(self, stmt: sa.sql.ClauseElement) -> Any:
         sql, params = self.compile(stmt)
