@@ -8,8 +8,10 @@ the diff finds exactly the rejected rows missing and nothing else, the table sti
 
 In create and truncate modes the copy workers hash the source rows as they stream them
 (``dmig.move.streamhash``), so the checksum first compares those sums with one checksum query on
-the target: the source is not read a second time. Only when that is unavailable or differs does
-the full diff run (it reads both sides and names the keys). Tables are checked side by side.
+the target: the source is not read a second time. Without streamed sums (e.g. PostgreSQL pages
+passed through undecoded) each side runs one checksum query, at the same time. Only when the sums
+differ does the full diff run (it reads both sides again and names the keys). Tables are checked
+side by side.
 """
 
 from __future__ import annotations
@@ -171,20 +173,28 @@ def _spec_of(dplan: Any, plan: TablePlan) -> HashSpec | None:
     )
 
 
-def _streamed(item: VerifyItem, source_url: str, target_url: str, choice: Choice) -> tuple[str, str] | None:
-    """Compare the workers' streamed source sums with the target's checksum; None when the full diff must decide."""
-    if item.stream is None:
-        return None
+def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) -> tuple[str, str, str] | None:
+    """One (count, hash sum) per side instead of the segmented diff; None when the full diff must decide.
+
+    The source side is the workers' streamed sums when every partition has them ("streamed"),
+    else one checksum query on the source, run at the same time as the target's ("checksum").
+    """
     try:
         dplan, src, tgt = _diff_plan(source_url, target_url, item.plan, choice)
     except Exception:
         return None
     try:
         spec = _spec_of(dplan, item.plan)
-        totals = partition_totals(item.stream, spec.fingerprint) if spec is not None else None
+        totals = partition_totals(item.stream, spec.fingerprint) if item.stream and spec is not None else None
+        if totals is None and item.rejects:
+            return None  # the source still holds the rejected rows: the diff shows they are the only difference
+        target = tgt.submit(lambda conn: tgt.execute(conn, dplan.tgt.checksum(None)))
+        method = "streamed"
         if totals is None:
-            return None
-        count, total = tgt.submit(lambda conn: tgt.execute(conn, dplan.tgt.checksum(None))).result()[0]
+            method = "checksum"
+            s_count, s_sum = src.submit(lambda conn: src.execute(conn, dplan.src.checksum(None))).result()[0]
+            totals = (int(s_count), as_int(s_sum))
+        count, total = target.result()[0]
     except Exception:
         return None
     finally:
@@ -192,10 +202,14 @@ def _streamed(item: VerifyItem, source_url: str, target_url: str, choice: Choice
         tgt.close()
     if (int(count), as_int(total)) != totals:
         return None  # the full diff names the keys
-    detail = f"{choice.compared}; source rows hashed as they were copied, target checksummed in SQL"
+    how = {
+        "streamed": "source rows hashed as they were copied, target checksummed in SQL",
+        "checksum": "one checksum query per side",
+    }[method]
+    detail = f"{choice.compared}; {how}"
     if item.rejects:
         detail += f"; the {item.rejects} rejected rows are the only ones not copied"
-    return "match", detail
+    return "match", detail, method
 
 
 def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, str | None, str | None]:
@@ -203,9 +217,9 @@ def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, 
     choice = checksum_choice(plan, item.spec)
     if choice.skip:
         return "skipped", choice.skip, None
-    streamed = _streamed(item, source_url, target_url, choice)
-    if streamed is not None:
-        return streamed[0], streamed[1], "streamed"
+    quick = _sums(item, source_url, target_url, choice)
+    if quick is not None:
+        return quick
     try:
         from dmig.diff.service import diff_table
     except ImportError:  # pragma: no cover - the diff ships with dmig; keep the copy usable without it
