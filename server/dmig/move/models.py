@@ -142,7 +142,10 @@ class CopyRequest(Input):
         default=None, description="Truncate mode only: the confirmation token the tool gives in its first error."
     )
     workers: int | None = Field(
-        default=None, ge=1, le=64, description="Worker processes (default: CPU count). 1 copies in-process."
+        default=None,
+        ge=1,
+        le=64,
+        description="Processes copying at once, this one included (default: CPU count); 1 copies in-process.",
     )
     batch_size: int = Field(default=20_000, ge=1, le=1_000_000, description="Rows per batch (one transaction each).")
     partition_rows: int = Field(
