@@ -60,3 +60,14 @@ def test_help_still_lists_every_command() -> None:
     out = subprocess.run([sys.executable, "-m", "dmig", "--help"], capture_output=True, text=True, check=True).stdout
     for spec in all_tools():
         assert spec.command in out, spec.command
+
+
+def test_tools_listing_into_a_closed_pipe_is_not_an_error() -> None:
+    """`dmig tools | head -1`: the reader leaves early; no traceback, exit 0."""
+    dmig = [sys.executable, "-c", "import sys; from dmig.cli import main; sys.exit(main())", "tools"]
+    proc = subprocess.Popen(dmig, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the listing is written out
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -182,11 +182,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(workdir=args.workdir, source=args.source, target=args.target)
     if args.command == "tools":
-        for spec in all_tools():
-            flags = "read-only" if spec.read_only else ("destructive" if spec.destructive else "writes")
-            print(f"{spec.name:24} {flags:12} {spec.description.splitlines()[0]}")
+        try:
+            for spec in all_tools():
+                flags = "read-only" if spec.read_only else ("destructive" if spec.destructive else "writes")
+                print(f"{spec.name:24} {flags:12} {spec.description.splitlines()[0]}")
+            sys.stdout.flush()  # inside the try: a pipe closed early must fail here, not at exit
+        except BrokenPipeError:
+            _reader_left()
         return 0
     return _run(args, rc)
+
+
+def _reader_left() -> None:
+    """`dmig ... | head`: the reader left; not an error of ours (and no second error at exit)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _run(args: argparse.Namespace, rc: RunContext) -> int:
@@ -208,8 +217,8 @@ def _run(args: argparse.Namespace, rc: RunContext) -> int:
         return _emit_error(internal_error(exc), as_json)
     try:
         _emit(out, spec, as_json)
-    except BrokenPipeError:  # `dmig ... | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        _reader_left()
     return spec.cli_exit_code(out) if spec.cli_exit_code else 0
 
 
