@@ -112,3 +112,25 @@ def test_sql_canonical_values_and_hashes_match_python(db_url: str) -> None:
         assert int(db[-1]) == row_hash(NASTY_CATEGORIES, values), f"row {row['id']}"
         expected_sum += int(db[-1])
     assert (int(total[0]), as_int(total[1])) == (len(rows), expected_sum)
+
+
+def test_postgresql_timetz_is_canonicalised_like_python(pg_url: str) -> None:
+    """to_char has no timetz form: the wall-clock part is rendered, as Python renders an aware time."""
+    import sqlalchemy as sa
+
+    values = [dt.time(1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2))), dt.time(23, 59, 59, tzinfo=dt.UTC)]
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE tz (id int PRIMARY KEY, t timetz)")
+        conn.execute(sa.text("INSERT INTO tz VALUES (:i, :t)"), [{"i": i, "t": v} for i, v in enumerate(values)])
+    engine.dispose()
+    side = Side("source", pg_url, "tz", None, 1, 60)
+    side.open()
+    try:
+        sp = build_plan(side, side, None, None, []).src
+        stmt = sp.filtered(sa.select(*sp.canon_columns()), None).order_by(sp.col("id"))
+        got = side.submit(lambda conn: side.execute(conn, stmt)).result()
+    finally:
+        side.close()
+    assert sp.categories == ["int", "time"]
+    assert [r[1] for r in got] == [canon("time", v) for v in values] == ["01:02:03.000004", "23:59:59.000000"]

@@ -319,7 +319,8 @@ def _pg(category: str, col: sa.ColumnElement[Any], pg_version: int) -> sa.Column
     if category == "date":
         return f.to_char(col, lit("YYYY-MM-DD"))
     if category == "time":
-        return f.to_char(col, lit("HH24:MI:SS.US"))
+        # to_char has no timetz form; ::time keeps the wall-clock part, as the Python rule does.
+        return f.to_char(sa.cast(col, sa.Time), lit("HH24:MI:SS.US"))
     if category == "binary":
         return f.encode(col, lit("hex"))
     return sa.cast(col, sa.Text)
