@@ -144,6 +144,24 @@ def test_values_of_every_type_arrive_identical(pg_url: str, pg_url2: str, projec
     assert _rows_as_text(pg_url2, "kinds") == _rows_as_text(pg_url, "kinds")
     result = diff_table(pg_url, pg_url2, "kinds", key=["id"], columns=_columns(pg_url, "kinds"))
     assert result.equal and result.stats.rows_source == result.stats.rows_target == rows, result.model_dump_json()
+    [check] = out.verification.tables
+    assert (check.checksum, check.method) == ("match", "binary"), check
+
+
+def test_binary_verification_catches_a_changed_target_row(pg_url: str, pg_url2: str, project: Path) -> None:
+    """The byte sums only pass when the target holds the very bytes that were read; else the diff names the key."""
+    _items(pg_url, 3000)
+    options: dict[str, Any] = {"workers": 2, "batch_size": 250, "partition_rows": 1000}
+    first = run_copy(pg_url, pg_url2, project, **options)
+    assert first.ok and first.verification.tables[0].method == "binary", first.model_dump_json(indent=1)
+    _sql(pg_url2, "UPDATE items SET qty = qty + 1 WHERE id = 1234")
+
+    again = run_copy(pg_url, pg_url2, project, **options)
+
+    assert again.already_complete and not again.ok
+    [check] = again.verification.tables
+    assert (check.checksum, check.method) == ("differ", "diff"), check
+    assert "changed 1" in (check.detail or "") and "qty" in (check.detail or "")
 
 
 def test_filtered_rows_only(pg_url: str, pg_url2: str, project: Path) -> None:
@@ -193,6 +211,8 @@ def test_a_failed_page_mid_table_resumes_without_duplicates_or_gaps(pg_url: str,
     assert _scalar(pg_url2, "SELECT count(*) = 5000 AND count(DISTINCT id) = 5000 FROM items")
     assert _paths(pg_url2, "items") == {"passthrough"}
     assert _rows_as_text(pg_url2, "items") == _rows_as_text(pg_url, "items")
+    sums = [p["binary_hash"] for p in _partitions(pg_url2, "items")]  # the byte sums survive the failure
+    assert sum(int(x["rows"]) for x in sums) == 5000 and len({x["spec"] for x in sums}) == 1
 
 
 def _checkpoint_rows(url: str) -> int:

@@ -216,8 +216,9 @@ class TableCheck(Output):
     )
     method: str | None = Field(
         default=None,
-        description="streamed (source rows hashed while copied, target checksummed in SQL), checksum (one "
-        "checksum query per side) or diff (the full checksum diff of both sides, which names differing keys).",
+        description="streamed (source rows hashed while copied, target checksummed in SQL), binary (PostgreSQL "
+        "pass-through: row bytes hashed while copied, target read back as binary COPY), checksum (one checksum "
+        "query per side) or diff (the full checksum diff of both sides, which names differing keys).",
     )
     seconds: float | None = Field(default=None, description="Time this table's checksum took.")
     detail: str | None = None
