@@ -61,6 +61,8 @@ WRITE_CHUNK = 256 * 1024  # rows arrive one COPY message each; the target gets t
 INFO_KEY = "binary_hash"
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = b"\xff\xff"
+_md5 = hashlib.md5
+_from_bytes = int.from_bytes
 
 _COLUMN_TYPES = sa.text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid < :first OR t.typtype = 'e' "
@@ -78,20 +80,24 @@ class RowSum:
 
     The first message also carries the stream's header and the last one is the trailer; both are
     left out, so a page, a partition or a whole table sum alike whatever the COPY boundaries.
+    Called once per row, so it is kept to the bare minimum (~0.7 us).
     """
 
     def __init__(self) -> None:
         self.rows = 0
         self.total = 0
+        self._first = True
 
-    def add(self, message: Any) -> None:
-        data = bytes(message)
-        if data.startswith(_SIGNATURE):
-            data = data[19 + int.from_bytes(data[15:19], "big") :]
-        if not data or data == _TRAILER:
+    def add(self, data: Any) -> None:
+        if self._first:
+            self._first = False
+            head = bytes(data[:19])
+            if head.startswith(_SIGNATURE):
+                data = data[19 + int.from_bytes(head[15:19], "big") :]
+        if len(data) <= 2 and (not len(data) or bytes(data) == _TRAILER):
             return
         self.rows += 1
-        self.total += int.from_bytes(hashlib.md5(data, usedforsecurity=False).digest()[:8], "big")
+        self.total += _from_bytes(_md5(data, usedforsecurity=False).digest()[:8], "big")
 
 
 def fingerprint(columns: list[str]) -> str:
@@ -104,7 +110,7 @@ def binary_sum(raw: RawConn, table: str, schema: str | None, columns: list[str])
     sql, params = raw.compile(stmt)
     rowsum = RowSum()
     with raw.dbapi.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params):
-        _drain(cur.connection, lambda _chunk: None, rowsum.add)
+        _drain(cur.connection, None, rowsum.add)
     raw.rollback()
     return rowsum.rows, rowsum.total
 
@@ -314,7 +320,7 @@ def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str, 
         return _drain(src_cur.connection, into.write, rowsum.add)
 
 
-def _drain(conn: Any, write: Callable[[bytearray], None], on_message: Callable[[Any], None]) -> int:
+def _drain(conn: Any, write: Callable[[bytearray], None] | None, on_message: Callable[[Any], None]) -> int:
     """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~WRITE_CHUNK bytes.
 
     The server sends one message per row; psycopg's ``Copy.read`` costs a generator round trip per
@@ -327,6 +333,8 @@ def _drain(conn: Any, write: Callable[[bytearray], None], on_message: Callable[[
         n, data = get(1)
         if n > 0:
             on_message(data)
+            if write is None:  # only reading (verification): nothing to forward
+                continue
             buf += data
             if len(buf) >= WRITE_CHUNK:
                 write(buf)
@@ -345,7 +353,7 @@ def _drain(conn: Any, write: Callable[[bytearray], None], on_message: Callable[[
         error = psycopg.OperationalError(pgconn.get_error_message())
     if error is not None:
         raise error
-    if buf:
+    if buf and write is not None:
         write(buf)
         total += len(buf)
     return total
