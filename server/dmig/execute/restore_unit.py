@@ -5,7 +5,9 @@ Writes are stopped for the whole unit, per dialect:
 - PostgreSQL: one transaction; ``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE`` (under the plan's
   lock_timeout, retried with backoff) first, so no session reads or writes the tables until the
   commit. Reshape (transactional DDL), reload (COPY) and the checksum check all happen inside it:
-  a checksum that differs from the backup's rolls everything back and nothing has changed.
+  a checksum that differs from the backup's rolls everything back and nothing has changed. Other
+  tables' foreign keys to the restored tables are dropped for the reload and added back (so
+  validated) before the commit: a child row pointing at a row the backup lacks fails the unit.
 - MySQL/MariaDB: ``LOCK TABLES ... WRITE`` (under lock_wait_timeout). DDL commits by itself
   there, so the reshape is applied first under the lock, then the rows are replaced in one
   transaction (``autocommit = 0``; ``START TRANSACTION`` would release the table locks) whose
@@ -155,6 +157,46 @@ class _Ctx:
         return out
 
 
+_REFERENCING = sa.text(
+    "SELECT c.conname, c.conrelid::regclass::text, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+    "WHERE c.contype = 'f' AND c.confrelid = to_regclass(:parent) AND c.conrelid <> c.confrelid ORDER BY 1"
+)
+
+
+def _set_aside_referencing_keys(cx: _Ctx) -> list[tuple[str, str, str]]:
+    """Foreign keys of OTHER tables pointing at the restored ones, dropped inside the restore transaction.
+
+    Reloading deletes every parent row first; with immediate (non-deferrable) keys PostgreSQL refuses
+    that while any child row points at it. DDL is transactional here: the keys come back, validated
+    against the restored rows, before COMMIT, and anything failing rolls all of it back.
+    """
+    prep = cx.conn.dialect.identifier_preparer
+    keys = []
+    for t in cx.tables:
+        for name, child, definition in cx.conn.execute(_REFERENCING, {"parent": cx.qt(t)}).all():
+            keys.append((str(child), str(name), str(definition)))
+    for child, name, _definition in keys:
+        cx.conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT {prep.quote(name)}")
+    return keys
+
+
+def _restore_referencing_keys(cx: _Ctx, keys: list[tuple[str, str, str]]) -> None:
+    prep = cx.conn.dialect.identifier_preparer
+    for child, name, definition in keys:
+        try:
+            cx.conn.exec_driver_sql(f"ALTER TABLE {child} ADD CONSTRAINT {prep.quote(name)} {definition}")
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"{child} holds rows that reference rows the backup does not have (written after the backup), "
+                f"so foreign key {name} would break: the restore was rolled back, nothing changed "
+                f"({str(exc.orig or exc).strip().splitlines()[0][:200]})",
+                reason="restore_breaks_foreign_key",
+                table=child,
+                constraint=name,
+            ) from None
+        cx.notes.append(f"{child}: foreign key {name} set aside during the reload and validated again before commit")
+
+
 def _pg(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[TableRestore]:
     conn = cx.conn
     conn.exec_driver_sql("BEGIN")
@@ -162,12 +204,14 @@ def _pg(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[Tabl
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_ms)}ms'")
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(cx.qt(t) for t in cx.tables)} IN ACCESS EXCLUSIVE MODE")
         cx.live_hashes()
+        keys = _set_aside_referencing_keys(cx)
         staged: dict[str, str] = {}
         if do_reshape:
             cx.drop_views(views)
             staged = cx.reshape_in_place("DELETE FROM {table}")  # an empty table takes NOT NULL columns
         out = cx.load_and_check()
         cx.recreate_missing(staged)
+        _restore_referencing_keys(cx, keys)
         conn.exec_driver_sql("COMMIT")
         return out
     except BaseException:
