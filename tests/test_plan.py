@@ -113,3 +113,23 @@ def test_missing_target_and_lint_findings(sqlite_url: str, project: Path) -> Non
     items = {c.id: c for c in plan.checklist}
     assert items["timeouts_set"].satisfied is False
     assert plan.lint["counts"]["warning"] >= 1
+
+
+def test_spec_monitoring_thresholds_reach_the_plan(sqlite_url: str, project: Path) -> None:
+    """A migration may set its own thresholds; what it leaves out keeps the defaults."""
+    users_table(sqlite_url)
+    spec = split_spec()
+    spec["monitoring"] = {"error_rate": {"max_ratio": 0.05, "action": "pause"}, "breaches_to_trigger": 2}
+
+    plan, path = make_plan(project, sqlite_url, spec)
+
+    assert plan.monitoring["error_rate"]["max_ratio"] == 0.05 and plan.monitoring["error_rate"]["action"] == "pause"
+    assert plan.monitoring["breaches_to_trigger"] == 2
+    assert plan.monitoring["latency"]["factor"] == 2.0  # a default
+    assert any(t.trigger == "monitor: error_rate breached" and t.action == "pause" for t in plan.rollback_triggers)
+    assert load_plan(path).monitoring == plan.monitoring
+
+    spec["monitoring"] = {"error_rate": {"max_ratio": 5}}
+    with pytest.raises(InvalidInput) as err:
+        parse_spec(spec)
+    assert "monitoring" in str(err.value.details)

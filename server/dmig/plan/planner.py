@@ -210,11 +210,12 @@ def _backfills(
     return out
 
 
-def _monitoring() -> tuple[dict[str, Any], str]:
-    try:
-        from dmig.monitor.thresholds import Thresholds
-    except ImportError:
-        return {}, "dmig.monitor is not installed: no thresholds"
+def _monitoring(spec: MigrationSpec) -> tuple[dict[str, Any], str]:
+    """The spec's thresholds (rules it leaves out keep their defaults), else the defaults, and which."""
+    from dmig.monitor.thresholds import Thresholds
+
+    if spec.monitoring is not None:
+        return spec.monitoring.model_dump(mode="json"), "monitor thresholds from the spec's monitoring key"
     return Thresholds().model_dump(mode="json"), ""
 
 
@@ -266,7 +267,7 @@ def plan_migration(
     keys = {r.index: r.backfill.key_columns for r in rendered.operations if r.backfill is not None}
     ref = target_ref(raw, parsed)
     rules = validation_rules(spec, checks, keys, ref)
-    monitoring, monitor_note = _monitoring()
+    monitoring, monitor_note = _monitoring(spec)
     affected = sorted({f"{t.schema_}.{t.name}" if t.schema_ else t.name for t in tables if t.exists})
     backup = advice.backup_policy(environment, waive_backup, affected)
     sql_findings = [f for s in steps for f in s.findings]

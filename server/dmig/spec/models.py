@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dmig.errors import CorruptFile, InvalidInput
+from dmig.monitor.thresholds import Thresholds
 from dmig.spec.ops.add_check import AddCheck
 from dmig.spec.ops.add_column import AddColumn
 from dmig.spec.ops.add_foreign_key import AddForeignKey
@@ -106,6 +107,11 @@ class MigrationSpec(BaseModel):
         default=None, description="Target database: a URL or env:VARNAME (keeps the password out of the file)."
     )
     options: SpecOptions = Field(default_factory=SpecOptions)
+    monitoring: Thresholds | None = Field(
+        default=None,
+        description="Monitor thresholds and actions for this migration (rules left out keep their defaults); "
+        "copied into the plan's monitoring key, which run_migration's monitor obeys.",
+    )
     operations: list[Operation] = Field(min_length=1, description="Applied in order; each is one module.")
 
 
