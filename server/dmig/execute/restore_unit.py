@@ -85,13 +85,27 @@ class _Ctx:
         self.hashes: dict[str, tuple[list[str], list[str], object]] = {}
         self.reshaped: dict[str, list[str]] = {t: [] for t in tables}
         self.notes: list[str] = []
+        insp = sa.inspect(conn)
+        # A table the migration dropped (move_table's contract): re-created from the backup, then reloaded.
+        self.missing = [t for t in tables if not insp.has_table(t, schema=self.schema)]
 
     def qt(self, table: str) -> str:
         prep = self.conn.dialect.identifier_preparer
         return f"{prep.quote(self.schema)}.{prep.quote(table)}" if self.schema else prep.quote(table)
 
+    def create_missing(self) -> None:
+        """Tables the migration dropped come back empty, with the backup's CREATE and indexes."""
+        for t in self.missing:
+            for stmt in [*self.ddl[t].create, *self.ddl[t].indexes]:
+                self.conn.exec_driver_sql(stmt)
+            self.reshaped[t].append(f"{t}: re-created from the backup (the migration had dropped it)")
+
+    @property
+    def present(self) -> list[str]:
+        return [t for t in self.tables if t not in self.missing]
+
     def live_hashes(self) -> None:
-        for t in self.tables:
+        for t in self.present:
             entry = self.manifest.table(t)
             assert entry is not None
             key, cols = drift.comparable(self.conn, t, self.schema, entry.checksum.columns, entry.checksum.categories)
@@ -104,7 +118,7 @@ class _Ctx:
     def reshape_in_place(self, before_alter: str | None) -> dict[str, str]:
         """Staging temp tables for types, then the ALTERs; returns {table: staging name}."""
         staged = {}
-        for i, t in enumerate(self.tables):
+        for i, t in enumerate(self.present):
             staging = f"dmig_rb_shape_{i}"
             self.conn.exec_driver_sql(reshape.staging_sql(self.conn, self.ddl[t], t, staging))
             live = reshape.columns(self.conn, t, self.schema)
@@ -132,8 +146,14 @@ class _Ctx:
             assert entry is not None
             got = fingerprint.data_checksum(self.conn, t, self.schema, entry.checksum.columns, self.version)
             actual = f"{got['rows']}:{got['sum']}"
-            key, cols, live = self.hashes[t]
-            restored = drift.row_hashes(self.conn, t, self.schema, key, cols, self.version)  # type: ignore[arg-type]
+            if t in self.hashes:
+                key, cols, live = self.hashes[t]
+                restored = drift.row_hashes(self.conn, t, self.schema, key, cols, self.version)  # type: ignore[arg-type]
+                changes = drift.compare(live, restored, cols)  # type: ignore[arg-type]
+            else:  # re-created: nothing was written to it after the backup, nothing is discarded
+                changes = drift.Drift(
+                    columns=[], inserted_after_backup=0, updated_after_backup=0, deleted_after_backup=0
+                )
             out.append(
                 TableRestore(
                     table=t,
@@ -143,7 +163,7 @@ class _Ctx:
                     actual=actual,
                     checksum_ok=actual == entry.checksum.token,
                     reshaped=self.reshaped[t],
-                    drift=drift.compare(live, restored, cols),  # type: ignore[arg-type]
+                    drift=changes,
                 )
             )
         bad = [r for r in out if not r.checksum_ok]
@@ -202,6 +222,7 @@ def _pg(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[Tabl
     conn.exec_driver_sql("BEGIN")
     try:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_ms)}ms'")
+        cx.create_missing()  # inside the transaction: it disappears again if anything below fails
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(cx.qt(t) for t in cx.tables)} IN ACCESS EXCLUSIVE MODE")
         cx.live_hashes()
         keys = _set_aside_referencing_keys(cx)
@@ -225,6 +246,7 @@ def _mysql(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[T
     conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {max(1, math.ceil(lock_ms / 1000))}")
     if do_reshape:
         cx.drop_views(views)  # DROP VIEW is refused under LOCK TABLES; the views are contract's own
+    cx.create_missing()  # DDL commits by itself here; an empty re-created table is what a second call expects
     conn.exec_driver_sql(f"LOCK TABLES {', '.join(cx.qt(t) + ' WRITE' for t in cx.tables)}")
     try:
         cx.live_hashes()
@@ -256,10 +278,11 @@ def _sqlite(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             cx.live_hashes()
+            cx.create_missing()
             triggers: list[str] = []
             if do_reshape:
                 cx.drop_views(views)
-                for t in cx.tables:
+                for t in cx.present:
                     triggers += reshape.sqlite_rebuild(conn, t, cx.ddl[t])
                     cx.reshaped[t].append(f"{t}: rebuilt from the backup's CREATE statement and indexes")
             out = cx.load_and_check()

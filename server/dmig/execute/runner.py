@@ -295,14 +295,6 @@ def run_plan(
     """
     verify_plan(plan)
     require_confirm(plan, confirm, "run_migration")
-    copies = [s.id for s in plan.steps if s.kind == "copy"]
-    if copies:
-        raise Conflict(
-            f"plan {plan.id} has copy steps ({', '.join(copies)}: move_table) and the executor runs SQL steps only; "
-            "nothing was run. Move the table with the copy tool, then plan the drop of the source separately",
-            reason="copy_steps_unsupported",
-            steps=copies,
-        )
     base = RunOutcome(migration_id=plan.id, checksum=plan.checksum, target=plan.target.url, dry_run=dry_run, state="")
     if dry_run:
         return base.model_copy(
@@ -324,7 +316,15 @@ def run_plan(
             if not resumed:
                 warnings += _backup_before_in_place_backfill(engine, plan, project_dir, parsed)
             try:
-                steps = run_steps(engine, plan, plan.phase_steps("expand"), policy=policy, done=done, progress=progress)
+                steps = run_steps(
+                    engine,
+                    plan,
+                    plan.phase_steps("expand"),
+                    policy=policy,
+                    done=done,
+                    progress=progress,
+                    project_dir=project_dir,
+                )
                 set_run_state(engine, plan, "expanded")
                 backfills = _run_backfills(
                     engine, plan, done, policy, monitor, progress, batch_size, throttle_ms, max_batches

@@ -8,7 +8,9 @@ crash is simply run again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -57,6 +59,7 @@ def run_steps(
     done: dict[str, ledger.LedgerRow],
     progress: ProgressFn | None = None,
     on_failure: Callable[[PlanStep, DmigError], None] | None = None,
+    project_dir: Path | None = None,
 ) -> list[StepOutcome]:
     dialect = dialect_of(engine.url)
     out: list[StepOutcome] = []
@@ -70,6 +73,11 @@ def run_steps(
         with engine.begin() as conn:
             ledger.write(conn, plan.id, step.id, phase=step.phase, checksum=plan.checksum, state="running",
                          attempts=attempts_before, restart=True)  # fmt: skip
+        if step.kind == "copy":
+            out.append(
+                _copy(engine, plan, step, fresh=step.id not in done, on_failure=on_failure, project_dir=project_dir)
+            )
+            continue
         runnable = live_step(engine, plan, step)
 
         def mark_done(conn: sa.Connection, _step: PlanStep = step) -> None:
@@ -83,11 +91,7 @@ def run_steps(
                 lock_timeout_ms=plan.spec.options.lock_timeout_ms, in_transaction=in_tx,
             )  # fmt: skip
         except DmigError as exc:
-            with engine.begin() as conn:
-                ledger.write(conn, plan.id, step.id, phase=step.phase, checksum=plan.checksum, state="failed",
-                             error=exc.message, finished=True)  # fmt: skip
-            if on_failure:
-                on_failure(step, exc)
+            _failed(engine, plan, step, exc, on_failure)
             raise
         with engine.begin() as conn:
             if in_tx is None:
@@ -107,3 +111,44 @@ def run_steps(
             )
         )
     return out
+
+
+def _copy(
+    engine: sa.Engine,
+    plan: Plan,
+    step: PlanStep,
+    *,
+    fresh: bool,
+    on_failure: Callable[[PlanStep, DmigError], None] | None,
+    project_dir: Path | None,
+) -> StepOutcome:
+    """A copy step (move_table) runs through the copy engine, which keeps its own checkpoints."""
+    from dmig.execute.copystep import run_copy_step
+
+    started = time.monotonic()
+    try:
+        summary = run_copy_step(engine, step, fresh=fresh, project_dir=project_dir)
+    except DmigError as exc:
+        _failed(engine, plan, step, exc, on_failure)
+        raise
+    seconds = round(time.monotonic() - started, 3)
+    info = {"seconds": seconds, "rows": summary.totals.rows, "run_id": summary.run_id}
+    with engine.begin() as conn:
+        ledger.write(conn, plan.id, step.id, phase=step.phase, checksum=plan.checksum, state="done",
+                     attempts=1, finished=True, info=info)  # fmt: skip
+    return StepOutcome(id=step.id, phase=step.phase, status="done", attempts=1, seconds=seconds)
+
+
+def _failed(
+    engine: sa.Engine,
+    plan: Plan,
+    step: PlanStep,
+    exc: DmigError,
+    on_failure: Callable[[PlanStep, DmigError], None] | None,
+) -> None:
+    """The ledger says which step failed and why, before the error goes up."""
+    with engine.begin() as conn:
+        ledger.write(conn, plan.id, step.id, phase=step.phase, checksum=plan.checksum, state="failed",
+                     error=exc.message, finished=True)  # fmt: skip
+    if on_failure:
+        on_failure(step, exc)
