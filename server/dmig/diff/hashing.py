@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BIT
 
-from dmig.diff.normalize import CANON, FRAMED, SEPARATOR, canon, lit, token, token_sql
+from dmig.diff.codegen import row_hasher
+from dmig.diff.normalize import FRAMED, SEPARATOR, canon, lit, token, token_sql
 
 HEX_DIGITS = 15  # 60 bits: a non-negative value that every dialect can cast to a signed BIGINT
 
@@ -79,43 +80,18 @@ def as_int(value: Any) -> int:
 # SQLite: the same functions in Python, registered on every connection we open.
 
 
-def _parse_spec(spec: str) -> list[tuple[Any, bool]]:
-    out = []
-    for part in spec.split(","):
-        framed = part.endswith("*")
-        out.append((CANON[part.rstrip("*")], framed))
-    return out
-
-
-class _SpecCache:
-    """The spec string is a constant per query; parse it once, not once per row."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, list[tuple[Any, bool]]] = {}
-
-    def get(self, spec: str) -> list[tuple[Any, bool]]:
-        parsed = self._cache.get(spec)
-        if parsed is None:
-            parsed = self._cache[spec] = _parse_spec(spec)
-        return parsed
-
-
 def _make_rowhash() -> Any:
-    cache = _SpecCache()
+    """``dmig_rowhash(spec, *values)``: the spec string is a constant per query, so the generated hasher for
+    it (``dmig.diff.codegen``, ~3x the reference loop) is built once and reused for every row."""
+    cache: dict[str, Any] = {}
 
     def dmig_rowhash(spec: str, *values: Any) -> int:
-        parts = []
-        for (fn, framed), v in zip(cache.get(spec), values, strict=True):
-            if v is None:
-                parts.append("!")
-            elif framed:
-                t = fn(v)
-                parts.append(f"{len(t)}:{t}")
-            else:
-                parts.append(fn(v))
-        return int(
-            hashlib.md5(SEPARATOR.join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()[:HEX_DIGITS], 16
-        )
+        h = cache.get(spec)
+        if h is None:
+            parts = spec.split(",")
+            cats = [p.rstrip("*") for p in parts]
+            h = cache[spec] = row_hasher(cats, [p.endswith("*") for p in parts], range(len(parts)))
+        return h(values)
 
     return dmig_rowhash
 

@@ -20,13 +20,12 @@ a match needs the target's SQL to agree with hashes of the rows as read.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmig.diff.normalize import CANON, FRAMED, NULL_TOKEN, SEPARATOR
+from dmig.diff.codegen import RowHasher, row_hasher
+from dmig.diff.normalize import FRAMED
 
-RowHasher = Callable[[tuple[Any, ...]], int]
 INFO_KEY = "stream_hash"
 
 
@@ -46,66 +45,9 @@ class HashSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _decimal_of_float(v: float) -> str:
-    """canon_decimal for a float, without the Decimal round trip when ``repr`` is already plain."""
-    r = repr(v)
-    if "e" in r or "n" in r:  # exponent, nan, inf: the general rule
-        return CANON["decimal"](v)
-    if r.endswith(".0"):
-        r = r[:-2]
-    return "0" if r == "-0" else r
-
-
-def _framed(text: str) -> str:
-    return f"{len(text)}:{text}"
-
-
-def _token_expr(j: int, category: str, framed: bool) -> str:
-    """Python source for column ``j``'s token; fast paths for the types a driver hands over most."""
-    v = f"v{j}"
-    slow = f"C[{category!r}]({v})"
-    if category == "text":
-        if framed:
-            return f"(f'{{len({v})}}:{{{v}}}' if type({v}) is str else fr({slow}))"
-        return f"({v} if type({v}) is str else {slow})"
-    if category == "int":
-        fast = f"(str({v}) if type({v}) is int else {slow})"
-    elif category == "decimal":
-        fast = f"(df({v}) if type({v}) is float else str({v}) if type({v}) is int else {slow})"
-    elif category == "timestamp":
-        # Text already in the canonical shape is its own canonical form (parse + format is the identity).
-        fast = f"({v} if type({v}) is str and len({v}) == 26 and {v}[10] == ' ' and {v}[19] == '.' else {slow})"
-    else:
-        fast = slow
-    return f"fr({fast})" if framed else fast
-
-
 def build_hasher(spec: HashSpec) -> RowHasher:
-    """A row-hash function generated for one table: straight-line code, equal to ``diff.hashing.row_hash``.
-
-    The generated source holds only integer positions and category names from ``CANON``; values
-    are never part of it.
-    """
-    for c in spec.categories:
-        if c not in CANON:
-            raise ValueError(f"unknown category {c!r}")
-    lines = ["def row_hash(r):"]
-    tokens = []
-    for j, (pos, cat, framed) in enumerate(zip(spec.positions, spec.categories, spec.framed, strict=True)):
-        lines.append(f"    v{j} = r[{int(pos)}]")
-        tokens.append(f"(NULL if v{j} is None else {_token_expr(j, cat, framed)})")
-    joined = f" + {SEPARATOR!r} + ".join(tokens) if tokens else "''"
-    lines.append(f"    return fb(md5(({joined}).encode('utf-8'), usedforsecurity=False).digest()[:8], 'big') >> 4")
-    env: dict[str, Any] = {
-        "C": CANON,
-        "NULL": NULL_TOKEN,
-        "df": _decimal_of_float,
-        "fr": _framed,
-        "md5": hashlib.md5,
-        "fb": int.from_bytes,
-    }
-    exec(compile("\n".join(lines) + "\n", "<dmig row hash>", "exec"), env)
-    return env["row_hash"]
+    """The diff's row hash for this spec's columns of a source row (see ``dmig.diff.codegen``)."""
+    return row_hasher(spec.categories, spec.framed, spec.positions)
 
 
 def framed_for(categories: list[str]) -> tuple[bool, ...]:
