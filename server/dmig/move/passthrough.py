@@ -47,6 +47,7 @@ from dmig.move.checkpoints import PartState, decode_key, encode_key
 from dmig.move.rawconn import RawConn
 from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer, PartitionLost
+from dmig.move.streamhash import add_sums
 from dmig.move.transforms import TargetSpec
 from dmig.move.writers import Writer, is_data_error
 
@@ -285,10 +286,9 @@ class PassThrough:
 
     def _merged(self, previous: dict[str, Any] | None, rowsum: RowSum, rows: int) -> dict[str, Any]:
         """The partition's byte sums after this page; "mixed" once any page went another way."""
-        if (previous and previous.get("spec") != self.fingerprint) or rowsum.rows != rows:
+        if rowsum.rows != rows:
             return {"spec": "mixed"}
-        prev = previous or {"rows": 0, "sum": "0"}
-        return {"spec": self.fingerprint, "rows": int(prev["rows"]) + rows, "sum": str(int(prev["sum"]) + rowsum.total)}
+        return add_sums(previous, self.fingerprint, rows, rowsum.total)
 
     def _redo(self, lo: int | None, hi: int | None, final: bool) -> int:
         """The range through Reader.page + Committer (decode, bisect, rejects), as the general path does it."""

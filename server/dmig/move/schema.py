@@ -224,7 +224,7 @@ def _db_error(exc: sa.exc.DBAPIError) -> str:
     return redact(str(exc.orig or exc).strip().splitlines()[0])[:300]
 
 
-def _timed(kind: str, name: str, fn: Callable[[], str | None]) -> IndexReport:
+def timed(kind: str, name: str, fn: Callable[[], str | None]) -> IndexReport:
     """Run ``fn`` and report it; it fails by raising a database error or by returning a message."""
     start = time.perf_counter()
     try:
@@ -247,7 +247,7 @@ def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
             with engine.begin() as conn:
                 ix.create(conn)
 
-        reports.append(_timed("unique" if ix.unique else "index", str(ix.name), create))
+        reports.append(timed("unique" if ix.unique else "index", str(ix.name), create))
     return reports
 
 
@@ -270,7 +270,7 @@ def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
             def checked(fk: sa.ForeignKeyConstraint = fk, present: bool = present) -> str | None:
                 return _mysql_add_foreign_key(engine, fk, present, planned)
 
-            reports.append(_timed("foreign_key", str(fk.name), checked))
+            reports.append(timed("foreign_key", str(fk.name), checked))
             continue
         if fk.name in existing:
             continue
@@ -279,7 +279,7 @@ def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
             with engine.begin() as conn:
                 conn.execute(sa.schema.AddConstraint(fk))
 
-        reports.append(_timed("foreign_key", str(fk.name), add))
+        reports.append(timed("foreign_key", str(fk.name), add))
     return reports
 
 

@@ -77,23 +77,30 @@ class Accumulator:
 
     def merged(self, info: dict[str, Any], rows: int, total: int) -> dict[str, Any]:
         """The partition's stored (rows, sum) after adding a committed sub-batch."""
-        prev = info.get(INFO_KEY) or {}
         if self.broken:
             return {"spec": "unhashable"}
-        if prev and prev.get("spec") != self.spec.fingerprint:
-            return {"spec": "mixed"}  # a resume under a different plan: not comparable, the full diff decides
-        return {
-            "spec": self.spec.fingerprint,
-            "rows": int(prev.get("rows", 0)) + rows,
-            "sum": str(int(prev.get("sum", "0")) + total),
-        }
+        return add_sums(info.get(INFO_KEY), self.spec.fingerprint, rows, total)
 
 
-def partition_totals(infos: list[dict[str, Any]], fingerprint: str) -> tuple[int, int] | None:
-    """Sum of every partition's streamed (rows, sum); None unless each partition has one for this plan."""
+def add_sums(previous: dict[str, Any] | None, fingerprint: str, rows: int, total: int) -> dict[str, Any]:
+    """A partition's stored (rows, sum) after one more committed batch, for the streamed row hashes and
+    the pass-through's byte hashes alike: "mixed" once its batches were hashed under different plans
+    (e.g. a resume with another mapping), which the verification then leaves to a full check."""
+    prev = previous or {}
+    if prev and prev.get("spec") != fingerprint:
+        return {"spec": "mixed"}
+    return {
+        "spec": fingerprint,
+        "rows": int(prev.get("rows", 0)) + rows,
+        "sum": str(int(prev.get("sum", "0")) + total),
+    }
+
+
+def partition_totals(infos: list[dict[str, Any]], fingerprint: str, key: str = INFO_KEY) -> tuple[int, int] | None:
+    """Sum of every partition's (rows, sum) under ``key``; None unless each partition has one for this plan."""
     rows = total = 0
     for info in infos:
-        got = info.get(INFO_KEY)
+        got = info.get(key)
         if not got or got.get("spec") != fingerprint:
             return None
         rows += int(got["rows"])

@@ -222,10 +222,9 @@ def _binary(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
 
     columns = [c.name for c in item.plan.columns]
     spec = passthrough.fingerprint(columns)
-    sums = [info.get(passthrough.INFO_KEY) or {} for info in item.stream]
-    if any(s.get("spec") != spec for s in sums):
+    expected = partition_totals(item.stream, spec, key=passthrough.INFO_KEY)
+    if expected is None:
         return None
-    expected = (sum(int(s["rows"]) for s in sums), sum(int(s["sum"]) for s in sums))
     try:
         raw = RawConn(target)
         try:
