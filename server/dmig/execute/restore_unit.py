@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -217,10 +218,21 @@ def _restore_referencing_keys(cx: _Ctx, keys: list[tuple[str, str, str]]) -> Non
         cx.notes.append(f"{child}: foreign key {name} set aside during the reload and validated again before commit")
 
 
+@contextlib.contextmanager
+def _rollback_on_error(conn: sa.Connection) -> Iterator[None]:
+    """The unit's own transaction (BEGIN/COMMIT issued by hand) is rolled back on any failure, then re-raised."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            conn.exec_driver_sql("ROLLBACK")
+        raise
+
+
 def _pg(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[TableRestore]:
     conn = cx.conn
     conn.exec_driver_sql("BEGIN")
-    try:
+    with _rollback_on_error(conn):
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_ms)}ms'")
         cx.create_missing()  # inside the transaction: it disappears again if anything below fails
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(cx.qt(t) for t in cx.tables)} IN ACCESS EXCLUSIVE MODE")
@@ -235,10 +247,6 @@ def _pg(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[Tabl
         _restore_referencing_keys(cx, keys)
         conn.exec_driver_sql("COMMIT")
         return out
-    except BaseException:
-        with contextlib.suppress(sa.exc.SQLAlchemyError):
-            conn.exec_driver_sql("ROLLBACK")
-        raise
 
 
 def _mysql(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[TableRestore]:
@@ -253,12 +261,9 @@ def _mysql(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[T
         staged = cx.reshape_in_place(None) if do_reshape else {}
         conn.exec_driver_sql("SET autocommit = 0")
         try:
-            out = cx.load_and_check()
-            conn.exec_driver_sql("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                conn.exec_driver_sql("ROLLBACK")
-            raise
+            with _rollback_on_error(conn):
+                out = cx.load_and_check()
+                conn.exec_driver_sql("COMMIT")
         finally:
             conn.exec_driver_sql("SET autocommit = 1")
         cx.recreate_missing(staged)
@@ -276,7 +281,7 @@ def _sqlite(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[
     conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
     try:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
+        with _rollback_on_error(conn):
             cx.live_hashes()
             cx.create_missing()
             triggers: list[str] = []
@@ -294,10 +299,6 @@ def _sqlite(cx: _Ctx, views: list[str], do_reshape: bool, lock_ms: int) -> list[
                     cx.notes.append(f"{t}: {len(broken)} restored row(s) reference parent rows that no longer exist")
             conn.exec_driver_sql("COMMIT")
             return out
-        except BaseException:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                conn.exec_driver_sql("ROLLBACK")
-            raise
     finally:
         conn.exec_driver_sql("PRAGMA foreign_keys = ON")
 
