@@ -76,7 +76,10 @@ def test_workers_counts_the_coordinator_and_no_resource_tracker_starts(
     seen: dict[int, str] = {}
     while proc.poll() is None:
         for pid in _descendants(proc.pid):
-            seen.setdefault(pid, _cmdline(pid))
+            # Between fork and exec a child still shows the coordinator's own command line: keep
+            # reading until it shows what it became (a worker's is final, so it is kept).
+            if "dmig.move.partitions" not in seen.get(pid, ""):
+                seen[pid] = _cmdline(pid)
         time.sleep(0.02)
     stdout, stderr = proc.communicate()
     out = json.loads(stdout)
