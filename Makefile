@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint fmt bench plugin-validate wheel-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml server/dmig/native/fastcopy.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m dmig.native
 	@touch $(STAMP)
 
 demo: $(STAMP)

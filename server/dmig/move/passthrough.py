@@ -44,9 +44,10 @@ import sqlalchemy as sa
 from psycopg import pq
 
 from dmig.move.checkpoints import PartState, decode_key, encode_key
+from dmig.move.pages import PageContext, rows_unchanged
 from dmig.move.rawconn import RawConn
 from dmig.move.readers import Reader
-from dmig.move.rejects import Batch, Committer, PartitionLost
+from dmig.move.rejects import PartitionLost
 from dmig.move.streamhash import add_sums
 from dmig.move.transforms import TargetSpec
 from dmig.move.writers import Writer, is_data_error
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from dmig.move.worker import PartitionJob
 
 PATH = "passthrough"
-MODES = ("create", "truncate", "append")
 FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, built-in types with the same OID everywhere
 MAX_GROWTH = 8  # a range grows or shrinks at most this much from one page to the next
 WRITE_CHUNK = 256 * 1024  # rows arrive one COPY message each; the target gets them in chunks
@@ -71,9 +71,6 @@ _COLUMN_TYPES = sa.text(
     "WHERE a.attrelid = to_regclass(:name) AND a.attnum > 0 AND NOT a.attisdropped"
 )
 _SESSION = sa.text("SELECT current_setting('server_version_num')::int / 10000, current_setting('client_encoding')")
-
-ConvertFn = Callable[[list[tuple[Any, ...]]], Batch]
-ReportFn = Callable[[str, int, int], None]
 
 
 class RowSum:
@@ -111,7 +108,7 @@ def binary_sum(raw: RawConn, table: str, schema: str | None, columns: list[str])
     sql, params = raw.compile(stmt)
     rowsum = RowSum()
     with raw.dbapi.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params):
-        _drain(cur.connection, None, rowsum.add)
+        drain(cur.connection, None, rowsum.add)
     raw.rollback()
     return rowsum.rows, rowsum.total
 
@@ -128,13 +125,7 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
     names = [c.name for c in plan.columns]
     if not (
         plan.source_dialect == plan.target_dialect == reader.raw.name == writer.raw.name == "postgresql"
-        and job.mode in MODES
-        and len(plan.key) == 1
-        and plan.key_kinds[0].name == "int"
-        and not spec.has_ops
-        and not spec.exprs
-        and [c.name for c in spec.columns] == names
-        and all(c.origin == c.name for c in spec.columns)
+        and rows_unchanged(job, spec)
         and job.since_column is None
     ):
         return False
@@ -174,17 +165,10 @@ class _Ranges:
 class PassThrough:
     """Copies one partition's key ranges as raw binary COPY streams; see the module docstring."""
 
-    def __init__(
-        self,
-        job: PartitionJob,
-        reader: Reader,
-        committer: Committer,
-        convert: ConvertFn,
-        report: ReportFn,
-        check: Callable[[], None],
-    ) -> None:
-        self.job, self.reader, self.committer = job, reader, committer
-        self.convert, self.report, self.check = convert, report, check
+    def __init__(self, ctx: PageContext) -> None:
+        self.job, self.reader, self.committer = ctx.job, ctx.reader, ctx.committer
+        self.convert, self.report, self.check = ctx.convert, ctx.report, ctx.check
+        job, reader, committer = ctx.job, ctx.reader, ctx.committer
         plan = job.plan
         self.src, self.tgt = reader.raw, committer.writer.raw
         self.key = sa.column(plan.key[0])
@@ -277,10 +261,8 @@ class PassThrough:
         if not store.advance(self.tgt, staged, last_key, rows, nbytes, 0, final):
             raise PartitionLost(f"partition {part.part} of {part.table} was advanced by another process")
         self.tgt.commit()
-        part.info = staged.info
-        part.last_key, part.rows, part.bytes = last_key, part.rows + rows, part.bytes + nbytes
-        part.version, part.state = staged.version + 1, "done" if final else "loading"
-        self.committer.rows_written += rows
+        part.version = staged.version  # the first advance; record() counts the second
+        self.committer.record(staged.info, last_key, rows, nbytes, final)
         self.report(self.job.plan.source_table, rows, 0)
         return rows
 
@@ -317,11 +299,16 @@ class PassThrough:
 def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str, rowsum: RowSum) -> int:
     """Stream one COPY's bytes into another; returns how many bytes went through."""
     with src_cur.copy(copy_out, params), tgt_cur.copy(copy_in) as into:
-        return _drain(src_cur.connection, into.write, rowsum.add)
+        return drain(src_cur.connection, into.write, rowsum.add)
 
 
-def _drain(conn: Any, write: Callable[[bytearray], None] | None, on_message: Callable[[Any], None]) -> int:
-    """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~WRITE_CHUNK bytes.
+def drain(
+    conn: Any,
+    write: Callable[[bytearray], None] | None,
+    on_message: Callable[[Any], None] | None = None,
+    chunk: int = WRITE_CHUNK,
+) -> int:
+    """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~``chunk`` bytes.
 
     The server sends one message per row; psycopg's ``Copy.read`` costs a generator round trip per
     message, which was most of the pass-through's CPU time. Here a row is one C call. The final
@@ -332,11 +319,12 @@ def _drain(conn: Any, write: Callable[[bytearray], None] | None, on_message: Cal
     while True:
         n, data = get(1)
         if n > 0:
-            on_message(data)
+            if on_message is not None:
+                on_message(data)
             if write is None:  # only reading (verification): nothing to forward
                 continue
             buf += data
-            if len(buf) >= WRITE_CHUNK:
+            if len(buf) >= chunk:
                 write(buf)
                 total += len(buf)
                 buf = bytearray()

@@ -151,15 +151,22 @@ class Committer:
         except BaseException:
             self.writer.rollback()
             raise
+        self.record(info, last_key, len(rows), nbytes, final, len(rejected))
+
+    def record(
+        self, info: dict[str, Any], last_key: str | None, rows: int, nbytes: int, final: bool, rejects: int = 0
+    ) -> None:
+        """The in-memory partition after a page committed with one checkpoint advance (here or by a fast path)."""
+        part = self.part
         part.info = info
         part.last_key = last_key
-        part.rows += len(rows)
+        part.rows += rows
         part.bytes += nbytes
-        part.rejects += len(rejected)
+        part.rejects += rejects
         part.version += 1
         part.state = "done" if final else "loading"
-        self.rows_written += len(rows)
-        self.rejected += len(rejected)
+        self.rows_written += rows
+        self.rejected += rejects
 
     def _row_json(self, src: tuple[Any, ...]) -> str:
         row = {name: jsonable(v) for name, v in zip(self.source_columns, src, strict=False)}

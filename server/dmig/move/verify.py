@@ -9,7 +9,9 @@ the diff finds exactly the rejected rows missing and nothing else, the table sti
 In create and truncate modes the copy workers hash the source rows as they stream them
 (``dmig.move.streamhash``), so the checksum first compares those sums with one checksum query on
 the target: the source is not read a second time. PostgreSQL pages passed through undecoded were
-hashed as bytes instead, and the target is read back as binary COPY and compared byte for byte.
+hashed as bytes instead, and the target is read back as binary COPY and compared byte for byte;
+SQLite pages the native encoder sent had each COPY text line hashed, and the target is read back as
+COPY text ("echo", ``dmig.move.nativepath``).
 Without either, each side runs one checksum query, at the same time. Only when the sums
 differ does the full diff run (it reads both sides again and names the keys). Tables are checked
 side by side.
@@ -214,32 +216,49 @@ def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) ->
     return "match", detail, method
 
 
-def _binary(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
-    """PostgreSQL pass-through partitions: their rows' bytes were hashed as they passed; hash the target's."""
+def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
+    """Partitions a fast path copied carry sums of the rows as they were sent; read the target back, compare.
+
+    PostgreSQL pass-through: each row's binary COPY bytes ("binary"). SQLite -> PostgreSQL native
+    pages: each row's COPY text line, rendered as PostgreSQL prints the stored value ("echo").
+    """
     if item.plan.target_dialect != "postgresql" or not item.stream:
         return None
-    from dmig.move import passthrough
+    from dmig.move import nativepath, passthrough
 
     columns = [c.name for c in item.plan.columns]
-    spec = passthrough.fingerprint(columns)
-    expected = partition_totals(item.stream, spec, key=passthrough.INFO_KEY)
-    if expected is None:
-        return None
-    try:
-        raw = RawConn(target)
-        try:
-            got = passthrough.binary_sum(raw, item.plan.target_table, item.plan.target_schema, columns)
-        finally:
-            raw.close()
-    except Exception:  # the checksum or the diff will say what is wrong
-        return None
-    if got != expected:
-        return None
-    detail = (
-        f"{len(columns)} columns compared byte for byte: each row's binary COPY bytes hashed as they passed, "
-        "the target read back as binary COPY"
+    kinds = (
+        (
+            "binary",
+            passthrough.INFO_KEY,
+            passthrough.fingerprint(columns),
+            passthrough.binary_sum,
+            "each row's binary COPY bytes hashed as they passed, the target read back as binary COPY",
+        ),
+        (
+            "echo",
+            nativepath.INFO_KEY,
+            nativepath.fingerprint(columns),
+            nativepath.text_sum,
+            "each row's COPY text line hashed as it was sent, the target read back as COPY text",
+        ),
     )
-    return "match", detail, "binary"
+    for method, key, spec, read, how in kinds:
+        expected = partition_totals(item.stream, spec, key=key)
+        if expected is None:
+            continue
+        try:
+            raw = RawConn(target)
+            try:
+                got = read(raw, item.plan.target_table, item.plan.target_schema, columns)
+            finally:
+                raw.close()
+        except Exception:  # the checksum or the diff will say what is wrong
+            return None
+        if got != expected:
+            return None
+        return "match", f"{len(columns)} columns compared byte for byte: {how}", method
+    return None
 
 
 def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, str | None, str | None]:
@@ -306,8 +325,8 @@ def _check(item: VerifyItem, source: Engine, target: Engine, source_url: str, ta
         check.detail = "append mode: the target may hold other rows, counts are not compared"
         return check
     check.counts_match = check.source_rows == check.target_rows + item.rejects
-    binary = _binary(item, target)
-    check.checksum, check.detail, check.method = binary or _checksum(item, source_url, target_url)
+    fast = _readback(item, target)
+    check.checksum, check.detail, check.method = fast or _checksum(item, source_url, target_url)
     check.seconds = round(time.monotonic() - started, 3)
     return check
 

@@ -19,6 +19,7 @@ from dmig.db.engine import create
 from dmig.errors import DmigError
 from dmig.move.checkpoints import PartState, Store, decode_key
 from dmig.move.expressions import untyped
+from dmig.move.pages import PageContext
 from dmig.move.plan import TablePlan
 from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer, PartitionLost, error_text
@@ -121,12 +122,15 @@ def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
         committer = Committer(
             writer, store, part, reader.key_of, [c.name for c in plan.columns], job.reject_limit, hashing
         )
-        from dmig.move import passthrough  # PG -> PG without transforms: raw COPY bytes per key range
+        from dmig.move import nativepath, passthrough  # the fast paths, for the pairs and types they handle
 
+        ctx = PageContext(
+            job, reader, committer, lambda rows: _convert(rows, row_fn, pending), report, lambda: _check_parent(job)
+        )
         if plan.key and passthrough.usable(job, spec, reader, writer):
-            passthrough.PassThrough(
-                job, reader, committer, lambda rows: _convert(rows, row_fn, pending), report, lambda: _check_parent(job)
-            ).run()
+            passthrough.PassThrough(ctx).run()
+        elif plan.key and (codes := nativepath.usable(job, spec, reader, writer)) is not None:
+            nativepath.NativePages(ctx, codes).run()
         elif plan.key:
             _keyed_loop(job, reader, committer, row_fn, pending, part, report)
         else:

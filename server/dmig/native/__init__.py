@@ -1,0 +1,218 @@
+"""The native fast paths (``fastcopy.c``): built on first use with the machine's C compiler, loaded with ctypes.
+
+Why C at all: a SQLite -> PostgreSQL copy was CPU-bound on about 6 us of Python per row, and a
+PostgreSQL pass-through spent most of its verification hashing rows one Python call at a time
+(bench/RESULTS.md). The C code does that per-row work for a whole page per call.
+
+Why built here rather than shipped: the project installs from source (``pip install -e .``) on
+machines that have a C compiler, and a plain shared library loaded with ctypes (no Python C API)
+needs no build backend support and serves every Python version. The library is compiled once per
+source version into ``_build/`` beside this file (or the user cache when that is read-only), under
+a lock, atomically. Without a compiler, or with ``DMIG_NATIVE=0``, :func:`lib` returns None and
+every caller keeps its Python path: the native code only ever makes things faster, never different.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("fastcopy.c")
+ENV_SWITCH = "DMIG_NATIVE"
+
+# Column codes of dmig_sq_page (the enum in fastcopy.c).
+C_INT, C_TEXT, C_NUMERIC, C_TIMESTAMP, C_DATE, C_BOOL = 1, 2, 3, 4, 5, 6
+# Its results.
+DONE, BAIL, ERROR, NOMEM = 0, 1, 2, 3
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+BINARY_HEADER = 19  # signature, flags, header extension length
+HASH_NAME = "xxh64"  # the row hash; part of every fingerprint, so sums of another hash never compare
+
+
+class Sum(ctypes.Structure):
+    """(rows, 128-bit sum of the rows' 64-bit hashes)."""
+
+    _fields_ = [("rows", ctypes.c_uint64), ("lo", ctypes.c_uint64), ("hi", ctypes.c_uint64)]
+
+    @property
+    def total(self) -> int:
+        return (self.hi << 64) | self.lo
+
+
+class Page(ctypes.Structure):
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("len", ctypes.c_size_t),
+        ("cap", ctypes.c_size_t),
+        ("sum", Sum),
+        ("last_key", ctypes.c_longlong),
+        ("bail_col", ctypes.c_int),
+        ("bail_row", ctypes.c_longlong),
+        ("err", ctypes.c_char * 256),
+    ]
+
+    def data(self) -> bytes:
+        return ctypes.string_at(self.buf, self.len) if self.len else b""
+
+
+def _candidates(tag: str) -> list[Path]:
+    name = f"fastcopy-{tag}.so"
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return [SOURCE.with_name("_build") / name, cache_home / "dmig" / name]
+
+
+def _tag() -> str:
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    return f"{digest}-{platform.machine()}"
+
+
+def _compile(out: Path) -> bool:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+
+    with FileLock(str(out) + ".lock"):
+        if out.exists():
+            return True
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".so")
+        os.close(fd)
+        try:
+            for sqlite in ("-l:libsqlite3.so.0", "-lsqlite3"):
+                cmd = [compiler, "-O2", "-fPIC", "-shared", "-o", tmp, str(SOURCE), sqlite, "-lm"]
+                if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
+                    os.replace(tmp, out)
+                    for old in out.parent.glob("fastcopy-*.so"):  # builds of earlier source versions
+                        if old != out:
+                            old.unlink(missing_ok=True)
+                    return True
+            return False
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def build() -> Path | None:
+    """The compiled library's path, compiling it when missing; None when it cannot be built here."""
+    tag = _tag()
+    for path in _candidates(tag):
+        if path.exists():
+            return path
+    for path in _candidates(tag):
+        try:
+            if _compile(path):
+                return path
+        except (OSError, subprocess.SubprocessError):
+            continue
+    return None
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@cache
+def _load() -> ctypes.CDLL | None:
+    path = build()
+    if path is None:
+        return None
+    lib = ctypes.CDLL(str(path))
+    vp, cp, i, ll, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_longlong, ctypes.c_size_t
+    ip = ctypes.POINTER(ctypes.c_int)
+    sigs = {
+        "dmig_xxh64": ([vp, sz, ctypes.c_uint64], ctypes.c_uint64),
+        "dmig_hash_lines": ([ctypes.POINTER(Sum), vp, sz], None),
+        "dmig_hash_binrows": ([ctypes.POINTER(Sum), vp, sz], ll),
+        "dmig_sq_open": ([cp, i, cp, i], vp),
+        "dmig_sq_close": ([vp], None),
+        "dmig_sq_prepare": ([vp, cp, cp, i], vp),
+        "dmig_sq_finalize": ([vp], None),
+        "dmig_sq_bind": ([vp, i, i, ll, ctypes.c_double, cp, i], i),
+        "dmig_sq_reset": ([vp], None),
+        "dmig_page_new": ([], ctypes.POINTER(Page)),
+        "dmig_page_free": ([ctypes.POINTER(Page)], None),
+        "dmig_sq_page": ([vp, ip, ip, i, i, ctypes.POINTER(Page)], i),
+    }
+    for name, (args, res) in sigs.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, res
+    return lib
+
+
+def lib() -> ctypes.CDLL | None:
+    """The loaded library, or None (no compiler, a failed build, or switched off with DMIG_NATIVE=0)."""
+    if not enabled():
+        return None
+    try:
+        return _load()
+    except OSError:
+        return None
+
+
+def xxh64(data: bytes, seed: int = 0) -> int:
+    native = lib()
+    if native is None:
+        raise RuntimeError("the native library is not available")
+    return int(native.dmig_xxh64(data, len(data), seed))
+
+
+class Hasher:
+    """A running (rows, sum) over buffers of COPY text lines or binary COPY rows."""
+
+    def __init__(self, native: ctypes.CDLL) -> None:
+        self.native = native
+        self.state = Sum()
+        self._carry = b""
+        self._started = False
+
+    def lines(self, buf: bytes | bytearray) -> None:
+        self._feed(self.native.dmig_hash_lines, buf)
+
+    def binrows(self, buf: bytes | bytearray) -> None:
+        """Rows of a binary COPY stream, header and trailer included (left out of the sums); a row split
+        across two buffers is kept until the next one."""
+        data = self._carry + bytes(buf) if self._carry else buf
+        if not self._started:
+            if len(data) < BINARY_HEADER:
+                self._carry = bytes(data)
+                return
+            if bytes(data[:11]) == BINARY_SIGNATURE:
+                skip = BINARY_HEADER + int.from_bytes(data[15:19], "big")
+                if len(data) < skip:
+                    self._carry = bytes(data)
+                    return
+                data = data[skip:]
+            self._started = True
+        used = self._feed(self.native.dmig_hash_binrows, data)
+        if used < 0:
+            raise ValueError("broken binary COPY framing")
+        self._carry = bytes(data[used:])
+
+    def _feed(self, fn: ctypes._CFuncPtr, buf: bytes | bytearray) -> int:  # type: ignore[name-defined]
+        if isinstance(buf, bytearray):
+            arr = (ctypes.c_char * len(buf)).from_buffer(buf)
+            return int(fn(ctypes.byref(self.state), ctypes.addressof(arr), len(buf)) or 0)
+        return int(fn(ctypes.byref(self.state), buf, len(buf)) or 0)
+
+    @property
+    def rows(self) -> int:
+        return int(self.state.rows)
+
+    @property
+    def total(self) -> int:
+        return self.state.total
+
+
+def main() -> int:
+    """``python -m dmig.native``: build now (the Makefile's install step), so a first copy does not wait."""
+    path = build() if enabled() else None
+    print(f"dmig native library: {path or 'not available (the Python paths will be used)'}")
+    return 0

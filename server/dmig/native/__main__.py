@@ -1,0 +1,3 @@
+from dmig.native import main
+
+raise SystemExit(main())
