@@ -3,13 +3,14 @@
 The general path costs about 6 us of Python per row (sqlite3 fetch, conversion, psycopg's
 ``write_row``, the streamed verification hash), which made a SQLite -> PostgreSQL copy CPU-bound
 in this process. When a table's columns are all of types the native encoder knows (integers,
-text, numeric with a scale, date, timestamp, boolean: ``dmig.native``), each keyset page is read
-by ``fastcopy.c`` straight from the SQLite file, rendered as COPY text, and sent with one
-``write``; Python makes a few calls per page.
+text, numeric with a scale, double precision, bytea, date, timestamp, boolean: ``dmig.native``),
+each keyset page is read by ``fastcopy.c`` straight from the SQLite file, rendered as COPY text,
+and sent with one ``write``; Python makes a few calls per page.
 
 Each line is rendered exactly as PostgreSQL's COPY TO prints the value it stores (a timestamp's
 fraction without trailing zeros, a numeric with its column's scale, ...), and the encoder sums a
-64-bit hash of every line. Verification therefore reads the target back as COPY text and must find
+64-bit hash of every line (a double precision value is sent with 17 digits and hashed by its bits,
+which the read-back selects as ``float8send``). Verification therefore reads the target back as COPY text and must find
 the same (rows, sum) ("echo" sums, :func:`text_sum`): every row arrived, once, and holds what was
 rendered from the source. A value the encoder cannot render with certainty (text in an integer
 column, an unusual timestamp spelling, a NUL byte, a number that does not fit the scale exactly)
@@ -58,6 +59,8 @@ _SIMPLE = {
     "numeric": (native.C_NUMERIC, -1),  # no scale: integers only, a REAL takes the general path
     "date": (native.C_DATE, 0),
     "boolean": (native.C_BOOL, 0),
+    "double precision": (native.C_FLOAT8, 0),  # hashed by its bits: read back as float8send(column)
+    "bytea": (native.C_BYTEA, 0),
 }
 _TYPES = sa.text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -258,10 +261,15 @@ def text_sum(raw: RawConn, table: str, schema: str | None, columns: list[str]) -
     if lib is None:
         raise RuntimeError("the native library is not available")
     hasher = native.Hasher(lib)
-    stmt = sa.select(*[sa.column(c) for c in columns]).select_from(sa.table(table, schema=schema))
-    sql, params = raw.compile(stmt)
+    types = dict(raw.all(_TYPES.bindparams(name=raw.quote_table(table, schema))))
+    selected = [
+        sa.func.float8send(sa.column(c)) if code_of(types.get(c, "")) == (native.C_FLOAT8, 0) else sa.column(c)
+        for c in columns
+    ]
+    sql, params = raw.compile(sa.select(*selected).select_from(sa.table(table, schema=schema)))
     with raw.dbapi.cursor() as cur:
         cur.execute("SET LOCAL DateStyle TO 'ISO, YMD'")
+        cur.execute("SET LOCAL bytea_output TO hex")
         with cur.copy(f"COPY ({sql}) TO STDOUT", params):
             passthrough.drain(cur.connection, hasher.lines, chunk=READ_CHUNK)
     raw.rollback()

@@ -28,7 +28,7 @@ SOURCE = Path(__file__).with_name("fastcopy.c")
 ENV_SWITCH = "DMIG_NATIVE"
 
 # Column codes of dmig_sq_page (the enum in fastcopy.c).
-C_INT, C_TEXT, C_NUMERIC, C_TIMESTAMP, C_DATE, C_BOOL = 1, 2, 3, 4, 5, 6
+C_INT, C_TEXT, C_NUMERIC, C_TIMESTAMP, C_DATE, C_BOOL, C_FLOAT8, C_BYTEA = 1, 2, 3, 4, 5, 6, 7, 8
 # Its results.
 DONE, BAIL, ERROR, NOMEM = 0, 1, 2, 3
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"

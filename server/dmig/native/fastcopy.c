@@ -22,6 +22,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ int sqlite3_column_type(sqlite3_stmt *, int);
 long long sqlite3_column_int64(sqlite3_stmt *, int);
 double sqlite3_column_double(sqlite3_stmt *, int);
 const unsigned char *sqlite3_column_text(sqlite3_stmt *, int);
+const void *sqlite3_column_blob(sqlite3_stmt *, int);
 int sqlite3_column_bytes(sqlite3_stmt *, int);
 
 #define SQ_OK 0
@@ -56,11 +58,12 @@ int sqlite3_column_bytes(sqlite3_stmt *, int);
 #define SQ_INTEGER 1
 #define SQ_FLOAT 2
 #define SQ_TEXT 3
+#define SQ_BLOB 4
 #define SQ_NULL 5
 #define SQ_TRANSIENT ((void (*)(void *)) - 1)
 
 /* column codes, mirrored in dmig/native/__init__.py */
-enum { C_INT = 1, C_TEXT = 2, C_NUMERIC = 3, C_TIMESTAMP = 4, C_DATE = 5, C_BOOL = 6 };
+enum { C_INT = 1, C_TEXT = 2, C_NUMERIC = 3, C_TIMESTAMP = 4, C_DATE = 5, C_BOOL = 6, C_FLOAT8 = 7, C_BYTEA = 8 };
 /* results of dmig_sq_page */
 enum { DMIG_DONE = 0, DMIG_BAIL = 1, DMIG_ERROR = 2, DMIG_NOMEM = 3 };
 
@@ -472,17 +475,78 @@ static char *encode(sqlite3_stmt *st, int col, int code, int arg, char *o) {
             memcpy(o, s, 10);
             return o + 10;
         }
+    case C_FLOAT8:
+        if (t != SQ_FLOAT && t != SQ_INTEGER)
+            return NULL;
+        {
+            /* 17 significant digits read back to the same double; PostgreSQL prints the shortest
+               form instead, so the line hash takes the value's bits (see float_bits). */
+            double x = sqlite3_column_double(st, col);
+            if (!isfinite(x))
+                return NULL;
+            return o + snprintf(o, 32, "%.17g", x);
+        }
+    case C_BYTEA:
+        if (t != SQ_BLOB)
+            return NULL;
+        {
+            static const char hex[] = "0123456789abcdef";
+            const unsigned char *b = (const unsigned char *)sqlite3_column_blob(st, col);
+            int n = sqlite3_column_bytes(st, col);
+            memcpy(o, "\\\\x", 3);
+            o += 3;
+            for (int i = 0; i < n; i++) {
+                *o++ = hex[b[i] >> 4];
+                *o++ = hex[b[i] & 15];
+            }
+            return o;
+        }
     default:
         return NULL;
     }
 }
 
-/* The room one value may take once encoded: text doubles at worst (escapes). */
+/* The room one value may take once encoded: text doubles at worst (escapes), a blob too (hex). */
 static size_t room(sqlite3_stmt *st, int col) {
     int t = sqlite3_column_type(st, col);
-    if (t == SQ_TEXT)
-        return 2 * (size_t)sqlite3_column_bytes(st, col) + 2;
+    if (t == SQ_TEXT || t == SQ_BLOB)
+        return 2 * (size_t)sqlite3_column_bytes(st, col) + 4;
     return 48;
+}
+
+/* A double as the read-back prints float8send(x): bytea hex of its big-endian bits, COPY-escaped. */
+static char *float_bits(char *o, const char *text) {
+    static const char hex[] = "0123456789abcdef";
+    double x = strtod(text, NULL);
+    uint64_t bits;
+    memcpy(&bits, &x, 8);
+    memcpy(o, "\\\\x", 3);
+    o += 3;
+    for (int shift = 60; shift >= 0; shift -= 4)
+        *o++ = hex[(bits >> shift) & 15];
+    return o;
+}
+
+/* The hashed form of a line with float8 columns: each such field replaced by its bits (NULL stays \N). */
+static size_t hash_form(const char *line, const size_t *ends, const int *codes, int ncols, char *out) {
+    char *o = out;
+    size_t start = 0;
+    for (int c = 0; c < ncols; c++) {
+        if (c)
+            *o++ = '\t';
+        size_t n = ends[c] - start;
+        if (codes[c] == C_FLOAT8 && !(n == 2 && line[start] == '\\' && line[start + 1] == 'N')) {
+            char text[40];
+            memcpy(text, line + start, n);
+            text[n] = 0;
+            o = float_bits(o, text);
+        } else {
+            memcpy(o, line + start, n);
+            o += n;
+        }
+        start = ends[c] + 1;
+    }
+    return (size_t)(o - out);
 }
 
 /* Step st (already bound) to the end, appending each row as one COPY text line to pg->buf and adding
@@ -494,34 +558,66 @@ int dmig_sq_page(void *stmt, const int *codes, const int *args, int ncols, int k
     pg->bail_col = -1;
     pg->bail_row = 0;
     pg->err[0] = 0;
+    int floats = 0;
+    for (int c = 0; c < ncols; c++)
+        floats |= codes[c] == C_FLOAT8;
+    size_t *ends = floats ? (size_t *)malloc(sizeof(size_t) * (size_t)ncols) : NULL;
+    char *scratch = NULL;
+    size_t scratch_cap = 0;
+    int status = DMIG_DONE;
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQ_DONE)
-            return DMIG_DONE;
+            break;
         if (rc != SQ_ROW) {
             strncpy(pg->err, sqlite3_errmsg(sqlite3_db_handle(st)), sizeof(pg->err) - 1);
-            return DMIG_ERROR;
+            status = DMIG_ERROR;
+            break;
         }
         size_t need = 1;
         for (int c = 0; c < ncols; c++)
             need += room(st, c) + 1;
-        if (!reserve(pg, need))
-            return DMIG_NOMEM;
+        if (!reserve(pg, need) || (floats && !ends)) {
+            status = DMIG_NOMEM;
+            break;
+        }
         char *start = pg->buf + pg->len, *o = start;
-        for (int c = 0; c < ncols; c++) {
+        for (int c = 0; c < ncols && o; c++) {
             if (c)
                 *o++ = '\t';
             o = encode(st, c, codes[c], args[c], o);
             if (!o) {
                 pg->bail_col = c;
                 pg->bail_row = (long long)pg->sum.rows;
-                return DMIG_BAIL;
+            } else if (floats) {
+                ends[c] = (size_t)(o - start);
             }
         }
-        sum_add(&pg->sum, dmig_xxh64(start, (size_t)(o - start), 0));
+        if (!o) {
+            status = DMIG_BAIL;
+            break;
+        }
+        size_t n = (size_t)(o - start);
+        if (floats) {
+            if (scratch_cap < need + 24 * (size_t)ncols) {
+                scratch_cap = 2 * (need + 24 * (size_t)ncols);
+                free(scratch);
+                scratch = (char *)malloc(scratch_cap);
+                if (!scratch) {
+                    status = DMIG_NOMEM;
+                    break;
+                }
+            }
+            sum_add(&pg->sum, dmig_xxh64(scratch, hash_form(start, ends, codes, ncols, scratch), 0));
+        } else {
+            sum_add(&pg->sum, dmig_xxh64(start, n, 0));
+        }
         *o++ = '\n';
         pg->len = (size_t)(o - pg->buf);
         if (keycol >= 0)
             pg->last_key = sqlite3_column_int64(st, keycol);
     }
+    free(ends);
+    free(scratch);
+    return status;
 }
