@@ -16,11 +16,12 @@ jumps to the next existing key, so gaps and dense clusters both give pages of ab
 As on the general path, the checkpoint advance runs first in the page's target transaction (it
 takes the row lock and guards against a second process), then the rows, then the checkpoint's
 counts, then the commit: ``kill -9`` leaves the page and its checkpoint, or neither. No row is
-decoded; instead each row's binary COPY bytes (one protocol message per row) are hashed as they
-pass, and the partition keeps (rows, sum) in its checkpoint like the streamed checksum does.
-Verification then reads the target back as binary COPY and compares (``binary_sum``): the same
-server version and column types give the same bytes for the same values, so this is an exact,
-byte-for-byte check that costs a fraction of an md5 per row in SQL on both sides.
+decoded; instead each row's binary COPY bytes are hashed as they pass (xxh64 in C, ``dmig.native``,
+a chunk of rows per call), and the partition keeps (rows, sum) in its checkpoint like the streamed
+checksum does. Verification then reads the target back as binary COPY and compares
+(``binary_sum``): the same server version and column types give the same bytes for the same
+values, so this is an exact, byte-for-byte check that costs far less than an md5 per row in SQL on
+both sides. Without the native library the pages carry no sums and verification checksums.
 
 A page the target refuses for its data (a CHECK, NOT NULL, unique violation, an enum label it
 lacks) is rolled back and redone through the general decode path, whose bisection isolates the
@@ -43,6 +44,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import pq
 
+from dmig import native
 from dmig.move.checkpoints import PartState, decode_key, encode_key
 from dmig.move.pages import PageContext, rows_unchanged
 from dmig.move.rawconn import RawConn
@@ -60,10 +62,7 @@ FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, built-in types with the
 MAX_GROWTH = 8  # a range grows or shrinks at most this much from one page to the next
 WRITE_CHUNK = 256 * 1024  # rows arrive one COPY message each; the target gets them in chunks
 INFO_KEY = "binary_hash"
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_TRAILER = b"\xff\xff"
-_md5 = hashlib.md5
-_from_bytes = int.from_bytes
+READ_CHUNK = 1 << 20  # verification read-back: rows handed to the C hasher a MiB at a time
 
 _COLUMN_TYPES = sa.text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid < :first OR t.typtype = 'e' "
@@ -73,44 +72,28 @@ _COLUMN_TYPES = sa.text(
 _SESSION = sa.text("SELECT current_setting('server_version_num')::int / 10000, current_setting('client_encoding')")
 
 
-class RowSum:
-    """Order-independent (rows, sum of 64-bit md5 prefixes) over the row messages of a binary COPY.
-
-    The first message also carries the stream's header and the last one is the trailer; both are
-    left out, so a page, a partition or a whole table sum alike whatever the COPY boundaries.
-    Called once per row, so it is kept to the bare minimum (~0.7 us).
-    """
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.total = 0
-        self._first = True
-
-    def add(self, data: Any) -> None:
-        if self._first:
-            self._first = False
-            head = bytes(data[:19])
-            if head.startswith(_SIGNATURE):
-                data = data[19 + int.from_bytes(head[15:19], "big") :]
-        if len(data) <= 2 and (not len(data) or bytes(data) == _TRAILER):
-            return
-        self.rows += 1
-        self.total += _from_bytes(_md5(data, usedforsecurity=False).digest()[:8], "big")
-
-
 def fingerprint(columns: list[str]) -> str:
-    return "pgbinary:" + hashlib.sha256("\n".join(columns).encode()).hexdigest()[:16]
+    return f"pgbinary:{native.HASH_NAME}:" + hashlib.sha256("\n".join(columns).encode()).hexdigest()[:16]
+
+
+def row_hasher() -> native.Hasher | None:
+    """Order-independent (rows, sum of xxh64) over the rows of a binary COPY stream, in C a buffer at a
+    time; None without the native library (the pages then carry no sums and verification checksums)."""
+    lib = native.lib()
+    return None if lib is None else native.Hasher(lib)
 
 
 def binary_sum(raw: RawConn, table: str, schema: str | None, columns: list[str]) -> tuple[int, int]:
-    """The whole target table's RowSum, read as one binary COPY (one sequential scan, no per-row SQL)."""
+    """The whole target table's (rows, sum), read as one binary COPY (one sequential scan, no per-row SQL)."""
     stmt = sa.select(*[sa.column(c) for c in columns]).select_from(sa.table(table, schema=schema))
     sql, params = raw.compile(stmt)
-    rowsum = RowSum()
+    hasher = row_hasher()
+    if hasher is None:
+        raise RuntimeError("the native library is not available")
     with raw.dbapi.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params):
-        drain(cur.connection, None, rowsum.add)
+        drain(cur.connection, hasher.binrows, chunk=READ_CHUNK)
     raw.rollback()
-    return rowsum.rows, rowsum.total
+    return hasher.rows, hasher.total
 
 
 def _column_types(raw: RawConn, table: str, schema: str | None) -> dict[str, tuple[str, bool]]:
@@ -214,7 +197,7 @@ class PassThrough:
     def run(self) -> None:
         part = self.committer.part
         part.info = {**part.info, "path": PATH}
-        self.committer.hashing = None  # rows are hashed as bytes here (RowSum), not as decoded values
+        self.committer.hashing = None  # rows are hashed as bytes here (row_hasher), not as decoded values
         self.fingerprint = fingerprint([c.name for c in self.job.plan.columns])
         ranges = self._ranges()
         while True:
@@ -253,11 +236,11 @@ class PassThrough:
             raise PartitionLost(f"partition {part.part} of {part.table} was advanced by another process")
         staged.version += 1
         sql, params = self.src.compile(self.select.where(*self.reader.conditions, *self._bounds(lo, hi)))
-        rowsum = RowSum()
+        hasher = row_hasher()
         with self.src.dbapi.cursor() as src_cur, self.tgt.dbapi.cursor() as tgt_cur:
-            nbytes = _pipe(src_cur, f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params, tgt_cur, self.copy_in, rowsum)
+            nbytes = _pipe(src_cur, f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params, tgt_cur, self.copy_in, hasher)
             rows = max(tgt_cur.rowcount, 0)
-        staged.info = {**part.info, INFO_KEY: self._merged(part.info.get(INFO_KEY), rowsum, rows)}
+        staged.info = {**part.info, INFO_KEY: self._merged(part.info.get(INFO_KEY), hasher, rows)}
         if not store.advance(self.tgt, staged, last_key, rows, nbytes, 0, final):
             raise PartitionLost(f"partition {part.part} of {part.table} was advanced by another process")
         self.tgt.commit()
@@ -266,11 +249,11 @@ class PassThrough:
         self.report(self.job.plan.source_table, rows, 0)
         return rows
 
-    def _merged(self, previous: dict[str, Any] | None, rowsum: RowSum, rows: int) -> dict[str, Any]:
+    def _merged(self, previous: dict[str, Any] | None, hasher: native.Hasher | None, rows: int) -> dict[str, Any]:
         """The partition's byte sums after this page; "mixed" once any page went another way."""
-        if rowsum.rows != rows:
+        if hasher is None or hasher.rows != rows:
             return {"spec": "mixed"}
-        return add_sums(previous, self.fingerprint, rows, rowsum.total)
+        return add_sums(previous, self.fingerprint, rows, hasher.total)
 
     def _redo(self, lo: int | None, hi: int | None, final: bool) -> int:
         """The range through Reader.page + Committer (decode, bisect, rejects), as the general path does it."""
@@ -296,18 +279,19 @@ class PassThrough:
             after = self.reader.key_of(src_rows[-1])
 
 
-def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str, rowsum: RowSum) -> int:
-    """Stream one COPY's bytes into another; returns how many bytes went through."""
+def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str, hasher: native.Hasher | None) -> int:
+    """Stream one COPY's bytes into another, hashing its rows on the way; returns how many bytes went through."""
+
+    def write(buf: bytearray) -> None:
+        if hasher is not None:
+            hasher.binrows(buf)
+        into.write(buf)
+
     with src_cur.copy(copy_out, params), tgt_cur.copy(copy_in) as into:
-        return drain(src_cur.connection, into.write, rowsum.add)
+        return drain(src_cur.connection, write)
 
 
-def drain(
-    conn: Any,
-    write: Callable[[bytearray], None] | None,
-    on_message: Callable[[Any], None] | None = None,
-    chunk: int = WRITE_CHUNK,
-) -> int:
+def drain(conn: Any, write: Callable[[bytearray], None], chunk: int = WRITE_CHUNK) -> int:
     """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~``chunk`` bytes.
 
     The server sends one message per row; psycopg's ``Copy.read`` costs a generator round trip per
@@ -319,10 +303,6 @@ def drain(
     while True:
         n, data = get(1)
         if n > 0:
-            if on_message is not None:
-                on_message(data)
-            if write is None:  # only reading (verification): nothing to forward
-                continue
             buf += data
             if len(buf) >= chunk:
                 write(buf)
@@ -341,7 +321,7 @@ def drain(
         error = psycopg.OperationalError(pgconn.get_error_message())
     if error is not None:
         raise error
-    if buf and write is not None:
+    if buf:
         write(buf)
         total += len(buf)
     return total
