@@ -227,7 +227,11 @@ class TableCheck(Output):
 
 class Verification(Output):
     ran: bool
-    seconds: float = Field(default=0.0, description="Time spent verifying (not part of the copy's seconds).")
+    seconds: float = Field(
+        default=0.0,
+        description="Time spent verifying. On PostgreSQL it runs beside the foreign key builds, so it may "
+        "overlap the end of the copy's seconds.",
+    )
     ok: bool | None = Field(description="True when every comparable table matched; None when nothing compared.")
     tables: list[TableCheck] = Field(default_factory=list)
     note: str | None = None

@@ -41,6 +41,7 @@ from dmig.move.readers import Reader
 from dmig.move.worker import PartitionJob, PartitionResult, copy_partition
 
 ProgressSink = Callable[[str, int, int], None]
+ResultFn = Callable[[PartitionResult], None]
 MAX_PARTITIONS_PER_WORKER = 4
 WAIT_S = 0.25  # how often the coordinator ticks progress while it only waits for the workers
 STOP_S = 10.0  # how long a worker may take to exit once its socket is closed before it is killed
@@ -138,9 +139,10 @@ class _Worker:
 class _Pool:
     """Worker processes fed from one queue of jobs that the coordinator also takes from."""
 
-    def __init__(self, jobs: list[PartitionJob], sink: ProgressSink) -> None:
+    def __init__(self, jobs: list[PartitionJob], sink: ProgressSink, on_result: ResultFn) -> None:
         self.todo = deque(jobs)
         self.sink = sink
+        self.on_result = on_result
         self.results: list[PartitionResult] = []
         self.parent = os.getpid()
         self.workers: list[_Worker] = []
@@ -177,15 +179,15 @@ class _Pool:
             while w.conn.poll():
                 msg = w.conn.recv()
                 if isinstance(msg, PartitionResult):
-                    self.results.append(msg)
                     w.job = None
+                    self.add(msg)
                 else:
                     self.sink(*msg)
         except (EOFError, OSError):  # the process died (e.g. killed): report its job, keep the others going
             job = w.job
             code = self._drop(w)
             if job is not None:
-                self.results.append(
+                self.add(
                     PartitionResult(
                         table=job.plan.source_table,
                         part=job.part,
@@ -193,6 +195,10 @@ class _Pool:
                         error_code="E_INTERNAL",
                     )
                 )
+
+    def add(self, result: PartitionResult) -> None:
+        self.results.append(result)
+        self.on_result(result)
 
     def _drop(self, w: _Worker) -> int | None:
         self.workers.remove(w)
@@ -205,15 +211,27 @@ class _Pool:
 
 
 def run_jobs(
-    jobs: list[PartitionJob], workers: int, sink: ProgressSink, tick: Callable[[], None]
+    jobs: list[PartitionJob],
+    workers: int,
+    sink: ProgressSink,
+    tick: Callable[[], None],
+    on_result: ResultFn = lambda _r: None,
 ) -> list[PartitionResult]:
-    """Run the jobs, this process being one of ``workers``, and return their results."""
+    """Run the jobs, this process being one of ``workers``, and return their results.
+
+    ``on_result`` sees each result as it arrives, in this thread, so the caller can start a table's
+    next step (its index builds) while other tables are still loading.
+    """
     if not jobs:
         return []
     size = min(workers, len(jobs)) - 1
     if size <= 0:
-        return [copy_partition(job, lambda t, r, j: (sink(t, r, j), tick())) for job in jobs]
-    pool = _Pool(jobs, sink)
+        results = []
+        for job in jobs:
+            results.append(copy_partition(job, lambda t, r, j: (sink(t, r, j), tick())))
+            on_result(results[-1])
+        return results
+    pool = _Pool(jobs, sink, on_result)
     finished = False
     try:
         pool.start(size)
@@ -228,7 +246,7 @@ def run_jobs(
             job = pool.take()
             if job is None:
                 break
-            pool.results.append(copy_partition(job, report))
+            pool.add(copy_partition(job, report))
         while pool.busy:
             pool.pump(WAIT_S)
             tick()

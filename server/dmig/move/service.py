@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,18 +151,43 @@ class _Copy:
             self.store.forget()  # a finished catch-up pass: the same command runs the next pass
             state, complete = {}, False
         resumed = bool(state) and not complete
-        if not complete:
-            self._confirm_truncate(entries, state)
-            self._prepare(entries, state)
-            self._load(entries)
-            self._post_load(entries)
+        checking: Future[Verification] | None = None
+        with ThreadPoolExecutor(max_workers=self._threads(len(entries)), thread_name_prefix="dmig-post-load") as pool:
+            if not complete:
+                self._confirm_truncate(entries, state)
+                self._prepare(entries, state)
+                self._load(entries, pool)
+                self._wait_indexes(entries)
+                if self.td == "postgresql":  # reads take no lock that ADD FOREIGN KEY waits for
+                    self._announce_verify()
+                    checking = pool.submit(self._verify_timed, entries)
+                self._post_load(entries)
+            self.copy_seconds = time.monotonic() - self.started
+            if checking is None:
+                self._announce_verify()
+            verification = checking.result() if checking is not None else self._verify_timed(entries)
         state = self.store.load()
         wrote = write_reject_file(self.reject_path, self.run_id, self.store.all_rejects())
-        self.copy_seconds = time.monotonic() - self.started
-        verify_started = time.monotonic()
-        verification = self._verify(entries, state)
-        verification.seconds = round(time.monotonic() - verify_started, 3)
         return self._summary(entries, state, resumed, complete, wrote, verification)
+
+    def _threads(self, tables: int) -> int:
+        """Tables side by side after the load (the target database does the work, each table on its own
+        connection); one at a time on SQLite, which has a single writer."""
+        return 1 if self.td == "sqlite" else max(1, min(self.workers, tables))
+
+    def _announce_verify(self) -> None:
+        """From this thread: the MCP progress channel is reachable only from the tool's own thread."""
+        if self.req.verify:
+            done, total = float(self.tracker.done), float(self.tracker.total or 1)
+            self.rc.progress(done, total, "verifying row counts and checksums")
+
+    def _verify_timed(self, entries: list[Entry]) -> Verification:
+        """The checks, from the checkpoints as the load left them. On PostgreSQL this runs beside the
+        foreign key builds: those validate with one query on one core, the read-backs use the other."""
+        started = time.monotonic()
+        verification = self._verify(entries, self.store.load())
+        verification.seconds = round(time.monotonic() - started, 3)
+        return verification
 
     def _plan(self) -> list[Entry]:
         plans = reflect_plans(self.src, self.req, self.td)
@@ -367,8 +392,11 @@ class _Copy:
             placed.update(ready)
         return levels
 
-    def _load(self, entries: list[Entry]) -> None:
+    def _load(self, entries: list[Entry], pool: ThreadPoolExecutor) -> None:
+        """Run every partition; a table whose last partition is in gets its indexes built on ``pool``
+        right away (not on SQLite), beside the tables still loading, as pgcopydb does."""
         state = self.store.load()
+        self._index_builds: list[Future[None]] = []
         for e in entries:
             parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
             self.tracker.add_table(e.name, max(e.plan.estimate, 0), sum(p.rows for p in parts))
@@ -400,14 +428,36 @@ class _Copy:
                             )
                         )
                 e.started = time.monotonic()
-            for result in run_jobs(jobs, workers, self.tracker.rows, self.tracker.report):
+            remaining = Counter(job.plan.source_table for job in jobs)
+
+            def finished(result: PartitionResult, level: list[Entry] = level, remaining: Counter = remaining) -> None:
                 entry = next(x for x in level if x.name == result.table)
                 entry.results.append(result)
                 if result.error and not entry.error:
                     entry.error = f"partition {result.part}: {result.error}"
+                remaining[entry.name] -= 1
+                if not remaining[entry.name]:
+                    self._loaded(entry, pool)
+
             for e in level:
-                e.finished = time.monotonic()
-                self.tracker.set_state(e.name, "failed" if e.error else "indexing")
+                if not remaining[e.name]:  # nothing left to copy (a resumed run)
+                    self._loaded(e, pool)
+            run_jobs(jobs, workers, self.tracker.rows, self.tracker.report, finished)
+
+    def _loaded(self, e: Entry, pool: ThreadPoolExecutor) -> None:
+        e.finished = time.monotonic()
+        self.tracker.set_state(e.name, "failed" if e.error else "indexing")
+        if self.td != "sqlite" and e.created and not e.error:
+            self._index_builds.append(pool.submit(self._build_indexes, e))
+
+    def _wait_indexes(self, entries: list[Entry]) -> None:
+        """The index builds started during the load; on SQLite they run now, one table at a time."""
+        for build in self._index_builds:
+            build.result()
+        if self.td == "sqlite":
+            for e in entries:
+                if e.created and not e.error:
+                    self._build_indexes(e)
 
     def _stream_spec(self, e: Entry, source: str, target: str) -> HashSpec | None:
         """Have the workers hash the source rows for verification when the target will hold exactly those rows.
@@ -421,7 +471,6 @@ class _Copy:
 
     def _post_load(self, entries: list[Entry]) -> None:
         ok = [e for e in entries if not e.error]
-        self._each_table([e for e in ok if e.created], self._build_indexes)
         for e in ok:  # one at a time: two tables' keys may reference each other (lock order)
             if e.created or self.td == "sqlite":
                 self._build_foreign_keys(e)
@@ -437,17 +486,6 @@ class _Copy:
             self.tracker.set_state(e.name, "failed" if failed else "done")
             if e.finished is not None:
                 e.finished += e.index_seconds + e.fk_seconds
-
-    def _each_table(self, entries: list[Entry], step: Callable[[Entry], None]) -> None:
-        """Tables side by side (the target database does the work, each table on its own connection);
-        one at a time on SQLite, which has a single writer."""
-        threads = 1 if self.td == "sqlite" else max(1, min(self.workers, len(entries)))
-        if threads == 1:
-            for e in entries:
-                step(e)
-            return
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmig-post-load") as pool:
-            list(pool.map(step, entries))
 
     def _build_indexes(self, e: Entry) -> None:
         start = time.perf_counter()
@@ -473,7 +511,6 @@ class _Copy:
             item = VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings)
             item.stream = [p.info for p in parts]
             items.append(item)
-        self.rc.progress(float(self.tracker.done), float(self.tracker.total or 1), "verifying row counts and checksums")
         return verify(
             self.src,
             self.tgt,
