@@ -218,7 +218,7 @@ class TableCheck(Output):
         default=None,
         description="streamed (source rows hashed while copied, target checksummed in SQL), binary (PostgreSQL "
         "pass-through: row bytes hashed while copied, target read back as binary COPY), echo (SQLite to PostgreSQL "
-        "native pages: each COPY text line hashed as sent, target read back as COPY text), checksum (one checksum "
+        "native pages: each row hashed as encoded and sent, target read back as binary COPY), checksum (one checksum "
         "query per side) or diff (the full checksum diff of both sides, which names differing keys).",
     )
     seconds: float | None = Field(default=None, description="Time this table's checksum took.")

@@ -10,8 +10,8 @@ In create and truncate modes the copy workers hash the source rows as they strea
 (``dmig.move.streamhash``), so the checksum first compares those sums with one checksum query on
 the target: the source is not read a second time. PostgreSQL pages passed through undecoded were
 hashed as bytes instead, and the target is read back as binary COPY and compared byte for byte;
-SQLite pages the native encoder sent had each COPY text line hashed, and the target is read back as
-COPY text ("echo", ``dmig.move.nativepath``).
+SQLite pages the native encoder sent as binary COPY had each row hashed as it was encoded, and the
+target is read back the same way ("echo", ``dmig.move.nativepath``).
 Without either, each side runs one checksum query, at the same time. Only when the sums
 differ does the full diff run (it reads both sides again and names the keys). Tables are checked
 side by side.
@@ -219,8 +219,8 @@ def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) ->
 def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
     """Partitions a fast path copied carry sums of the rows as they were sent; read the target back, compare.
 
-    PostgreSQL pass-through: each row's binary COPY bytes ("binary"). SQLite -> PostgreSQL native
-    pages: each row's COPY text line, rendered as PostgreSQL prints the stored value ("echo").
+    PostgreSQL pass-through: each row's binary COPY bytes as they passed ("binary"). SQLite ->
+    PostgreSQL native pages: each row's binary COPY bytes as the encoder wrote them ("echo").
     """
     if item.plan.target_dialect != "postgresql" or not item.stream:
         return None
@@ -239,8 +239,9 @@ def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
             "echo",
             nativepath.INFO_KEY,
             nativepath.fingerprint(columns),
-            nativepath.text_sum,
-            "each row's COPY text line hashed as it was sent, the target read back as COPY text",
+            passthrough.binary_sum,
+            "each row encoded from the source as binary COPY and hashed as it was sent, the target read back "
+            "as binary COPY",
         ),
     )
     for method, key, spec, read, how in kinds:

@@ -2,7 +2,8 @@
 
 Why C at all: a SQLite -> PostgreSQL copy was CPU-bound on about 6 us of Python per row, and a
 PostgreSQL pass-through spent most of its verification hashing rows one Python call at a time
-(bench/RESULTS.md). The C code does that per-row work for a whole page per call.
+(bench/RESULTS.md). The C code does that per-row work for a whole page per call: it encodes SQLite
+rows as PostgreSQL binary COPY rows, and hashes the rows of any binary COPY stream.
 
 Why built here rather than shipped: the project installs from source (``pip install -e .``) on
 machines that have a C compiler, and a plain shared library loaded with ctypes (no Python C API)
@@ -129,7 +130,6 @@ def _load() -> ctypes.CDLL | None:
     ip = ctypes.POINTER(ctypes.c_int)
     sigs = {
         "dmig_xxh64": ([vp, sz, ctypes.c_uint64], ctypes.c_uint64),
-        "dmig_hash_lines": ([ctypes.POINTER(Sum), vp, sz], None),
         "dmig_hash_binrows": ([ctypes.POINTER(Sum), vp, sz], ll),
         "dmig_sq_open": ([cp, i, cp, i], vp),
         "dmig_sq_close": ([vp], None),
@@ -165,16 +165,13 @@ def xxh64(data: bytes, seed: int = 0) -> int:
 
 
 class Hasher:
-    """A running (rows, sum) over buffers of COPY text lines or binary COPY rows."""
+    """A running (rows, sum) over the rows of a binary COPY stream fed in buffers of any size."""
 
     def __init__(self, native: ctypes.CDLL) -> None:
         self.native = native
         self.state = Sum()
         self._carry = b""
         self._started = False
-
-    def lines(self, buf: bytes | bytearray) -> None:
-        self._feed(self.native.dmig_hash_lines, buf)
 
     def binrows(self, buf: bytes | bytearray) -> None:
         """Rows of a binary COPY stream, header and trailer included (left out of the sums); a row split

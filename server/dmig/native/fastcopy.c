@@ -5,16 +5,15 @@
  * Everything here works on whole pages or buffers, so Python makes one call per page, never
  * one per row:
  *
- *   dmig_sq_page      step a prepared SQLite SELECT and encode its rows as PostgreSQL COPY text,
- *                     each line exactly as PostgreSQL's own COPY TO would print the stored value,
- *                     summing a 64-bit hash of every line ("echo" sums: verification reads the
- *                     target back as COPY text and must find the same sum);
- *   dmig_hash_lines   the same line hash over COPY text read back from the target;
- *   dmig_hash_binrows the hash of each row of a binary COPY stream (PostgreSQL pass-through).
+ *   dmig_sq_page      step a prepared SQLite SELECT and encode its rows in PostgreSQL's binary COPY
+ *                     format, each value exactly as PostgreSQL stores and sends it back (numerics
+ *                     normalised), summing a 64-bit hash of every row ("echo" sums);
+ *   dmig_hash_binrows the same row hash over a binary COPY stream: the target read back for
+ *                     verification, and the rows a PostgreSQL pass-through forwards.
  *
  * A value this code cannot render exactly as PostgreSQL would (a type it does not know, text in a
- * number column, a timestamp in an unusual spelling, a NUL byte) is never guessed at: the page
- * stops with DMIG_BAIL and the caller redoes it through the general Python path.
+ * number column, a timestamp in an unusual spelling, an integer too wide for its column) is never
+ * guessed at: the page stops with DMIG_BAIL and the caller redoes it through the general Python path.
  *
  * The SQLite API is declared here rather than included, so only the runtime library that
  * Python's own sqlite3 module loads (libsqlite3.so.0) is needed, not its development headers.
@@ -22,7 +21,6 @@
  */
 #include <math.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,19 +165,7 @@ static inline void sum_add(dmig_sum *s, uint64_t h) {
     s->rows++;
 }
 
-/* Hash every '\n'-terminated line of buf (the newline left out); a final line without one counts too.
-   COPY text escapes newlines inside values, so a line is a row. */
-void dmig_hash_lines(dmig_sum *s, const char *buf, size_t len) {
-    const char *p = buf, *end = buf + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *stop = nl ? nl : end;
-        sum_add(s, dmig_xxh64(p, (size_t)(stop - p), 0));
-        p = nl ? nl + 1 : end;
-    }
-}
-
-/* Hash every row of a binary COPY stream body (no header): int16 field count, then per field an int32
+/* Hash every row of a binary COPY stream (the header left out by the caller): int16 field count, then per field an int32
    length (-1: NULL) and the bytes. Returns bytes consumed: a partial last row is left for the next
    call; the trailer (field count -1) is consumed and ends the rows. -1 if the framing is broken. */
 long long dmig_hash_binrows(dmig_sum *s, const char *buf, size_t len) {
@@ -295,54 +281,78 @@ static int reserve(dmig_page *pg, size_t more) {
     return 1;
 }
 
-static inline char *put_int(char *o, long long v) {
-    char tmp[24];
-    int n = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *o++ = '-';
-    while (n)
-        *o++ = tmp[--n];
+static inline char *put_be(char *o, uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; i--)
+        *o++ = (char)((v >> (8 * i)) & 0xff);
     return o;
 }
 
-static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+static const long long POW10[] = {1LL, 10LL, 100LL, 1000LL, 10000LL, 100000LL, 1000000LL, 10000000LL,
+                                  100000000LL, 1000000000LL};
 
-/* A REAL into numeric(p, scale): the text PostgreSQL prints when given Python's repr of the value
-   (what the general path sends), or 0 when that is not certain. r / 10^scale is computed with both
+/* A numeric in PostgreSQL's binary form, normalised as it stores it: base-10000 digits without
+   leading or trailing zero groups, dscale the column's scale. The value is u * 10^-frac. */
+static char *put_numeric(char *o, unsigned long long u, int frac, int negative, int dscale) {
+    /* split u into the integer part and a fraction of 4-digit groups */
+    int fgroups = (frac + 3) / 4;
+    unsigned long long scale_up = 1;
+    for (int i = frac; i < fgroups * 4; i++)
+        scale_up *= 10; /* the fraction padded to whole groups */
+    unsigned long long ip = u, fp = 0, p = 1;
+    for (int i = 0; i < frac; i++)
+        p *= 10;
+    ip = u / p;
+    fp = (u % p) * scale_up;
+    uint16_t digits[16];
+    int n = 0;
+    uint16_t igroups[8];
+    int ni = 0;
+    while (ip) {
+        igroups[ni++] = (uint16_t)(ip % 10000);
+        ip /= 10000;
+    }
+    for (int i = ni - 1; i >= 0; i--)
+        digits[n++] = igroups[i];
+    uint16_t fgroup[8];
+    for (int i = fgroups - 1; i >= 0; i--) {
+        fgroup[i] = (uint16_t)(fp % 10000);
+        fp /= 10000;
+    }
+    for (int i = 0; i < fgroups; i++)
+        digits[n++] = fgroup[i];
+    int weight = ni - 1, first = 0, last = n;
+    while (first < last && digits[first] == 0) {
+        first++;
+        weight--;
+    }
+    while (last > first && digits[last - 1] == 0)
+        last--;
+    int nd = last - first;
+    if (nd == 0) {
+        weight = 0;
+        negative = 0;
+    }
+    o = put_be(o, (uint64_t)nd, 2);
+    o = put_be(o, (uint64_t)(uint16_t)(int16_t)weight, 2);
+    o = put_be(o, negative ? 0x4000 : 0, 2);
+    o = put_be(o, (uint64_t)dscale, 2);
+    for (int i = first; i < last; i++)
+        o = put_be(o, digits[i], 2);
+    return o;
+}
+
+/* A REAL into numeric(p, scale), or NULL when the general path must decide. The general path sends
+   Python's repr of the value, which PostgreSQL rounds to the scale; r / 10^scale is computed with both
    operands exact, so IEEE division rounds it exactly as strtod would round the decimal string: equal
    to x means the scale-digit decimal round-trips, and below the magnitude bound only one such decimal
    can, which is then also the value of repr(x). */
 static char *put_numeric_real(char *o, double x, int scale) {
-    if (!isfinite(x) || scale < 0 || scale > 9 || fabs(x) >= 4e15 / POW10[scale])
+    if (!isfinite(x) || scale < 0 || scale > 9 || fabs(x) >= 4e15 / (double)POW10[scale])
         return NULL;
-    long long r = llround(x * POW10[scale]);
-    if ((double)r / POW10[scale] != x)
+    long long r = llround(x * (double)POW10[scale]);
+    if ((double)r / (double)POW10[scale] != x)
         return NULL;
-    if (r < 0) {
-        *o++ = '-';
-        r = -r;
-    }
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + r % 10);
-        r /= 10;
-    } while (r);
-    while (n <= scale)
-        digits[n++] = '0';
-    while (n > scale)
-        *o++ = digits[--n];
-    if (scale) {
-        *o++ = '.';
-        while (n)
-            *o++ = digits[--n];
-    }
-    return o;
+    return put_numeric(o, (unsigned long long)(r < 0 ? -r : r), scale, r < 0, scale);
 }
 
 static inline int digit2(const unsigned char *s) {
@@ -351,206 +361,150 @@ static inline int digit2(const unsigned char *s) {
     return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
-static int valid_date(const unsigned char *s) {
+/* Days from 2000-01-01 (PostgreSQL's epoch) of a valid 'YYYY-MM-DD', or INT32_MIN. */
+static long long pg_days(const unsigned char *s) {
     int c = digit2(s), y2 = digit2(s + 2);
     if (c < 0 || y2 < 0 || s[4] != '-' || s[7] != '-')
-        return 0;
+        return INT32_MIN;
     int year = c * 100 + y2, month = digit2(s + 5), day = digit2(s + 8);
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (year < 1 || month < 1 || month > 12 || day < 1)
-        return 0;
+        return INT32_MIN;
     int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return day <= mdays[month - 1] + (month == 2 && leap);
+    if (day > mdays[month - 1] + (month == 2 && leap))
+        return INT32_MIN;
+    /* days from civil (proleptic Gregorian), then from 1970-01-01 to 2000-01-01 */
+    long long y = year - (month <= 2);
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468 - 10957;
 }
 
-/* 'YYYY-MM-DD HH:MM:SS[.f{1,6}]' (or with 'T'), printed as PostgreSQL prints a timestamp: a space,
-   and the fraction without trailing zeros. Anything else: NULL. */
-static char *put_timestamp(char *o, const unsigned char *s, int n, int precision) {
-    if (n < 19 || !valid_date(s) || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':')
-        return NULL;
+/* 'YYYY-MM-DD HH:MM:SS[.f{1,6}]' (or with 'T') as microseconds from 2000-01-01; 0 when not exactly that. */
+static int parse_timestamp(const unsigned char *s, int n, int precision, long long *out) {
+    long long days = n >= 19 ? pg_days(s) : INT32_MIN;
+    if (days == INT32_MIN || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':')
+        return 0;
     int hh = digit2(s + 11), mm = digit2(s + 14), ss = digit2(s + 17);
     if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 59)
-        return NULL;
-    int frac = 0;
+        return 0;
+    long long us = 0;
     if (n > 19) {
-        if (s[19] != '.' || n == 20 || n - 20 > 6)
-            return NULL;
-        for (int i = 20; i < n; i++)
+        int frac = n - 20;
+        if (s[19] != '.' || frac < 1 || frac > 6)
+            return 0;
+        for (int i = 20; i < n; i++) {
             if (s[i] < '0' || s[i] > '9')
-                return NULL;
-        frac = n - 20;
+                return 0;
+            us = us * 10 + (s[i] - '0');
+        }
         while (frac && s[19 + frac] == '0')
             frac--;
         if (frac > precision)
-            return NULL; /* the column would round it */
+            return 0; /* the column would round it */
+        for (int i = n - 20; i < 6; i++)
+            us *= 10;
     }
-    memcpy(o, s, 19);
-    o[10] = ' ';
-    o += 19;
-    if (frac) {
-        memcpy(o, s + 19, (size_t)frac + 1);
-        o += frac + 1;
-    }
-    return o;
+    *out = ((days * 24 + hh) * 60 + mm) * 60000000LL + ss * 1000000LL + us;
+    return 1;
 }
 
-/* COPY text escaping, byte for byte what PostgreSQL's COPY TO prints: backslash, and the six control
-   characters with a letter escape; other bytes as they are. A NUL cannot be stored: NULL. */
-static char *put_text(char *o, const unsigned char *s, int n) {
-    for (int i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (c >= 0x20 && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        char e;
-        switch (c) {
-        case '\\': e = '\\'; break;
-        case '\b': e = 'b'; break;
-        case '\f': e = 'f'; break;
-        case '\n': e = 'n'; break;
-        case '\r': e = 'r'; break;
-        case '\t': e = 't'; break;
-        case '\v': e = 'v'; break;
-        case 0: return NULL;
-        default: *o++ = (char)c; continue;
-        }
-        *o++ = '\\';
-        *o++ = e;
-    }
-    return o;
-}
-
-/* Encode one column value at o (room reserved by the caller); NULL: bail. */
+/* Encode one column value at o as a binary COPY field (int32 length, then the bytes; room reserved by
+   the caller); NULL: bail. */
 static char *encode(sqlite3_stmt *st, int col, int code, int arg, char *o) {
     int t = sqlite3_column_type(st, col);
-    if (t == SQ_NULL) {
-        *o++ = '\\';
-        *o++ = 'N';
-        return o;
-    }
+    if (t == SQ_NULL)
+        return put_be(o, 0xffffffffu, 4);
+    char *len_at = o, *v = o + 4;
     switch (code) {
-    case C_INT:
-        return t == SQ_INTEGER ? put_int(o, sqlite3_column_int64(st, col)) : NULL;
-    case C_BOOL:
+    case C_INT: {
         if (t != SQ_INTEGER)
             return NULL;
-        switch (sqlite3_column_int64(st, col)) {
-        case 0: *o++ = 'f'; return o;
-        case 1: *o++ = 't'; return o;
-        default: return NULL;
-        }
+        long long x = sqlite3_column_int64(st, col);
+        if ((arg == 2 && (x < INT16_MIN || x > INT16_MAX)) || (arg == 4 && (x < INT32_MIN || x > INT32_MAX)))
+            return NULL; /* the target refuses it: the general path rejects the row */
+        v = put_be(v, (uint64_t)x, arg);
+        break;
+    }
+    case C_BOOL: {
+        if (t != SQ_INTEGER)
+            return NULL;
+        long long x = sqlite3_column_int64(st, col);
+        if (x != 0 && x != 1)
+            return NULL;
+        *v++ = (char)x;
+        break;
+    }
     case C_NUMERIC:
         if (t == SQ_INTEGER) {
-            o = put_int(o, sqlite3_column_int64(st, col));
-            if (arg > 0) {
-                *o++ = '.';
-                memset(o, '0', (size_t)arg);
-                o += arg;
-            }
-            return o;
+            long long x = sqlite3_column_int64(st, col);
+            unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+            v = put_numeric(v, u, 0, x < 0, arg > 0 ? arg : 0);
+        } else if (t == SQ_FLOAT) {
+            v = put_numeric_real(v, sqlite3_column_double(st, col), arg);
+        } else {
+            return NULL;
         }
-        return t == SQ_FLOAT ? put_numeric_real(o, sqlite3_column_double(st, col), arg) : NULL;
+        if (!v)
+            return NULL;
+        break;
     case C_TEXT:
-        if (t != SQ_TEXT)
+    case C_BYTEA: {
+        if (t != (code == C_TEXT ? SQ_TEXT : SQ_BLOB))
             return NULL;
-        {
-            const unsigned char *s = sqlite3_column_text(st, col);
-            return put_text(o, s, sqlite3_column_bytes(st, col));
-        }
-    case C_TIMESTAMP:
-        if (t != SQ_TEXT)
+        const void *b = code == C_TEXT ? (const void *)sqlite3_column_text(st, col) : sqlite3_column_blob(st, col);
+        int n = sqlite3_column_bytes(st, col);
+        memcpy(v, b, (size_t)n);
+        v += n;
+        break;
+    }
+    case C_TIMESTAMP: {
+        long long us;
+        if (t != SQ_TEXT || !parse_timestamp(sqlite3_column_text(st, col), sqlite3_column_bytes(st, col), arg, &us))
             return NULL;
-        {
-            const unsigned char *s = sqlite3_column_text(st, col);
-            return put_timestamp(o, s, sqlite3_column_bytes(st, col), arg);
-        }
-    case C_DATE:
-        if (t != SQ_TEXT)
+        v = put_be(v, (uint64_t)us, 8);
+        break;
+    }
+    case C_DATE: {
+        if (t != SQ_TEXT || sqlite3_column_bytes(st, col) != 10)
             return NULL;
-        {
-            const unsigned char *s = sqlite3_column_text(st, col);
-            if (sqlite3_column_bytes(st, col) != 10 || !valid_date(s))
-                return NULL;
-            memcpy(o, s, 10);
-            return o + 10;
-        }
-    case C_FLOAT8:
+        long long days = pg_days(sqlite3_column_text(st, col));
+        if (days == INT32_MIN)
+            return NULL;
+        v = put_be(v, (uint64_t)days, 4);
+        break;
+    }
+    case C_FLOAT8: {
         if (t != SQ_FLOAT && t != SQ_INTEGER)
             return NULL;
-        {
-            /* 17 significant digits read back to the same double; PostgreSQL prints the shortest
-               form instead, so the line hash takes the value's bits (see float_bits). */
-            double x = sqlite3_column_double(st, col);
-            if (!isfinite(x))
-                return NULL;
-            return o + snprintf(o, 32, "%.17g", x);
-        }
-    case C_BYTEA:
-        if (t != SQ_BLOB)
+        double x = sqlite3_column_double(st, col);
+        if (!isfinite(x))
             return NULL;
-        {
-            static const char hex[] = "0123456789abcdef";
-            const unsigned char *b = (const unsigned char *)sqlite3_column_blob(st, col);
-            int n = sqlite3_column_bytes(st, col);
-            memcpy(o, "\\\\x", 3);
-            o += 3;
-            for (int i = 0; i < n; i++) {
-                *o++ = hex[b[i] >> 4];
-                *o++ = hex[b[i] & 15];
-            }
-            return o;
-        }
+        uint64_t bits;
+        memcpy(&bits, &x, 8);
+        v = put_be(v, bits, 8);
+        break;
+    }
     default:
         return NULL;
     }
+    put_be(len_at, (uint64_t)(v - len_at - 4), 4);
+    return v;
 }
 
-/* The room one value may take once encoded: text doubles at worst (escapes), a blob too (hex). */
+/* The room one value may take once encoded: its bytes, or a numeric's groups, plus the length word. */
 static size_t room(sqlite3_stmt *st, int col) {
     int t = sqlite3_column_type(st, col);
     if (t == SQ_TEXT || t == SQ_BLOB)
-        return 2 * (size_t)sqlite3_column_bytes(st, col) + 4;
+        return (size_t)sqlite3_column_bytes(st, col) + 8;
     return 48;
 }
 
-/* A double as the read-back prints float8send(x): bytea hex of its big-endian bits, COPY-escaped. */
-static char *float_bits(char *o, const char *text) {
-    static const char hex[] = "0123456789abcdef";
-    double x = strtod(text, NULL);
-    uint64_t bits;
-    memcpy(&bits, &x, 8);
-    memcpy(o, "\\\\x", 3);
-    o += 3;
-    for (int shift = 60; shift >= 0; shift -= 4)
-        *o++ = hex[(bits >> shift) & 15];
-    return o;
-}
-
-/* The hashed form of a line with float8 columns: each such field replaced by its bits (NULL stays \N). */
-static size_t hash_form(const char *line, const size_t *ends, const int *codes, int ncols, char *out) {
-    char *o = out;
-    size_t start = 0;
-    for (int c = 0; c < ncols; c++) {
-        if (c)
-            *o++ = '\t';
-        size_t n = ends[c] - start;
-        if (codes[c] == C_FLOAT8 && !(n == 2 && line[start] == '\\' && line[start + 1] == 'N')) {
-            char text[40];
-            memcpy(text, line + start, n);
-            text[n] = 0;
-            o = float_bits(o, text);
-        } else {
-            memcpy(o, line + start, n);
-            o += n;
-        }
-        start = ends[c] + 1;
-    }
-    return (size_t)(o - out);
-}
-
-/* Step st (already bound) to the end, appending each row as one COPY text line to pg->buf and adding
-   its line hash to pg->sum; keycol is the integer key's column, kept in pg->last_key. */
+/* Step st (already bound) to the end, appending each row to pg->buf as a binary COPY row (no header,
+   no trailer) and adding the row's hash to pg->sum: the same hash dmig_hash_binrows gives the row when
+   the target is read back as binary COPY. keycol is the integer key's column, kept in pg->last_key. */
 int dmig_sq_page(void *stmt, const int *codes, const int *args, int ncols, int keycol, dmig_page *pg) {
     sqlite3_stmt *st = (sqlite3_stmt *)stmt;
     pg->len = 0;
@@ -558,66 +512,32 @@ int dmig_sq_page(void *stmt, const int *codes, const int *args, int ncols, int k
     pg->bail_col = -1;
     pg->bail_row = 0;
     pg->err[0] = 0;
-    int floats = 0;
-    for (int c = 0; c < ncols; c++)
-        floats |= codes[c] == C_FLOAT8;
-    size_t *ends = floats ? (size_t *)malloc(sizeof(size_t) * (size_t)ncols) : NULL;
-    char *scratch = NULL;
-    size_t scratch_cap = 0;
-    int status = DMIG_DONE;
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQ_DONE)
-            break;
+            return DMIG_DONE;
         if (rc != SQ_ROW) {
             strncpy(pg->err, sqlite3_errmsg(sqlite3_db_handle(st)), sizeof(pg->err) - 1);
-            status = DMIG_ERROR;
-            break;
+            return DMIG_ERROR;
         }
-        size_t need = 1;
+        size_t need = 2;
         for (int c = 0; c < ncols; c++)
-            need += room(st, c) + 1;
-        if (!reserve(pg, need) || (floats && !ends)) {
-            status = DMIG_NOMEM;
-            break;
-        }
-        char *start = pg->buf + pg->len, *o = start;
-        for (int c = 0; c < ncols && o; c++) {
-            if (c)
-                *o++ = '\t';
+            need += room(st, c);
+        if (!reserve(pg, need))
+            return DMIG_NOMEM;
+        char *start = pg->buf + pg->len;
+        char *o = put_be(start, (uint64_t)ncols, 2);
+        for (int c = 0; c < ncols; c++) {
             o = encode(st, c, codes[c], args[c], o);
             if (!o) {
                 pg->bail_col = c;
                 pg->bail_row = (long long)pg->sum.rows;
-            } else if (floats) {
-                ends[c] = (size_t)(o - start);
+                return DMIG_BAIL;
             }
         }
-        if (!o) {
-            status = DMIG_BAIL;
-            break;
-        }
-        size_t n = (size_t)(o - start);
-        if (floats) {
-            if (scratch_cap < need + 24 * (size_t)ncols) {
-                scratch_cap = 2 * (need + 24 * (size_t)ncols);
-                free(scratch);
-                scratch = (char *)malloc(scratch_cap);
-                if (!scratch) {
-                    status = DMIG_NOMEM;
-                    break;
-                }
-            }
-            sum_add(&pg->sum, dmig_xxh64(scratch, hash_form(start, ends, codes, ncols, scratch), 0));
-        } else {
-            sum_add(&pg->sum, dmig_xxh64(start, n, 0));
-        }
-        *o++ = '\n';
+        sum_add(&pg->sum, dmig_xxh64(start, (size_t)(o - start), 0));
         pg->len = (size_t)(o - pg->buf);
         if (keycol >= 0)
             pg->last_key = sqlite3_column_int64(st, keycol);
     }
-    free(ends);
-    free(scratch);
-    return status;
 }
