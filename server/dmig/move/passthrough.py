@@ -62,7 +62,6 @@ FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, built-in types with the
 MAX_GROWTH = 8  # a range grows or shrinks at most this much from one page to the next
 WRITE_CHUNK = 256 * 1024  # rows arrive one COPY message each; the target gets them in chunks
 INFO_KEY = "binary_hash"
-READ_CHUNK = 1 << 20  # verification read-back: rows handed to the C hasher a MiB at a time
 
 _COLUMN_TYPES = sa.text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid < :first OR t.typtype = 'e' "
@@ -91,7 +90,7 @@ def binary_sum(raw: RawConn, table: str, schema: str | None, columns: list[str])
     if hasher is None:
         raise RuntimeError("the native library is not available")
     with raw.dbapi.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params):
-        drain(cur.connection, hasher.binrows, chunk=READ_CHUNK)
+        copy_out(cur.connection, hasher)
     raw.rollback()
     return hasher.rows, hasher.total
 
@@ -279,20 +278,16 @@ class PassThrough:
             after = self.reader.key_of(src_rows[-1])
 
 
-def _pipe(src_cur: Any, copy_out: str, params: Any, tgt_cur: Any, copy_in: str, hasher: native.Hasher | None) -> int:
+def _pipe(
+    src_cur: Any, copy_out_sql: str, params: Any, tgt_cur: Any, copy_in: str, hasher: native.Hasher | None
+) -> int:
     """Stream one COPY's bytes into another, hashing its rows on the way; returns how many bytes went through."""
-
-    def write(buf: bytearray) -> None:
-        if hasher is not None:
-            hasher.binrows(buf)
-        into.write(buf)
-
-    with src_cur.copy(copy_out, params), tgt_cur.copy(copy_in) as into:
-        return drain(src_cur.connection, write)
+    with src_cur.copy(copy_out_sql, params), tgt_cur.copy(copy_in) as into:
+        return copy_out(src_cur.connection, hasher, into)
 
 
-def drain(conn: Any, write: Callable[[bytearray], None], chunk: int = WRITE_CHUNK) -> int:
-    """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~``chunk`` bytes.
+def _drain(conn: Any, write: Callable[[bytearray], None]) -> int:
+    """Read a started ``COPY ... TO STDOUT`` at the libpq level, handing ``write`` chunks of ~WRITE_CHUNK bytes.
 
     The server sends one message per row; psycopg's ``Copy.read`` costs a generator round trip per
     message, which was most of the pass-through's CPU time. Here a row is one C call. The final
@@ -304,7 +299,7 @@ def drain(conn: Any, write: Callable[[bytearray], None], chunk: int = WRITE_CHUN
         n, data = get(1)
         if n > 0:
             buf += data
-            if len(buf) >= chunk:
+            if len(buf) >= WRITE_CHUNK:
                 write(buf)
                 total += len(buf)
                 buf = bytearray()
@@ -313,15 +308,48 @@ def drain(conn: Any, write: Callable[[bytearray], None], chunk: int = WRITE_CHUN
             pgconn.consume_input()
         else:
             break
-    error: Exception | None = None
-    while (res := pgconn.get_result()) is not None:
-        if res.status != pq.ExecStatus.COMMAND_OK and error is None:
-            error = psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
-    if error is None and n == -2:
-        error = psycopg.OperationalError(pgconn.get_error_message())
-    if error is not None:
-        raise error
+    _finish_copy_out(conn, failed=n == -2)
     if buf:
         write(buf)
         total += len(buf)
     return total
+
+
+def _finish_copy_out(conn: Any, failed: bool) -> None:
+    """Collect the COPY TO's results (so the ``Copy`` block exits on an idle connection); raise its error."""
+    pgconn = conn.pgconn
+    error: Exception | None = None
+    while (res := pgconn.get_result()) is not None:
+        if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+            error = psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+    if error is None and failed:
+        error = psycopg.OperationalError(pgconn.get_error_message())
+    if error is not None:
+        raise error
+
+
+def copy_out(conn: Any, hasher: native.Hasher | None, into: Any | None = None) -> int:
+    """The rows of a started binary ``COPY ... TO STDOUT`` on ``conn``, hashed, and forwarded into a started
+    ``COPY ... FROM STDIN`` (``into``, a psycopg Copy) unless None; returns the bytes read.
+
+    With the native library the rows never reach Python (``native.pump``: one C loop, GIL released,
+    so the tables' read-backs really run side by side); else ``_drain`` hands Python a chunk at a time.
+    """
+    if hasher is not None:
+        target = None if into is None else into.connection
+        if into is not None:
+            into.write(b"")  # psycopg then knows the stream carries its own signature (else it appends one at exit)
+        moved = native.pump(conn.pgconn, None if target is None else target.pgconn, hasher)
+        if moved is not None:
+            _finish_copy_out(conn, failed=moved == -1)
+            if moved == -2:
+                raise psycopg.OperationalError(target.pgconn.get_error_message().decode(errors="replace"))
+            return moved
+
+    def write(buf: bytearray) -> None:
+        if hasher is not None:
+            hasher.binrows(buf)
+        if into is not None:
+            into.write(buf)
+
+    return _drain(conn, write)

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 SOURCE = Path(__file__).with_name("fastcopy.c")
 ENV_SWITCH = "DMIG_NATIVE"
@@ -45,6 +46,12 @@ class Sum(ctypes.Structure):
     @property
     def total(self) -> int:
         return (self.hi << 64) | self.lo
+
+
+class PQ(ctypes.Structure):
+    """The libpq functions dmig_pg_pump calls (see :func:`libpq`)."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in ("get_copy_data", "put_copy_data", "flush", "socket", "freemem")]
 
 
 class Page(ctypes.Structure):
@@ -140,6 +147,7 @@ def _load() -> ctypes.CDLL | None:
         "dmig_page_new": ([], ctypes.POINTER(Page)),
         "dmig_page_free": ([ctypes.POINTER(Page)], None),
         "dmig_sq_page": ([vp, ip, ip, i, i, ctypes.POINTER(Page)], i),
+        "dmig_pg_pump": ([ctypes.POINTER(PQ), vp, vp, ctypes.POINTER(Sum)], ll),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -155,6 +163,43 @@ def lib() -> ctypes.CDLL | None:
         return _load()
     except OSError:
         return None
+
+
+@cache
+def libpq() -> PQ | None:
+    """The functions of the libpq psycopg itself loaded: a PGconn may only be handled by the library
+    instance that made it (psycopg's binary wheel bundles its own). Found in this process's memory
+    map; None when that is not unambiguous (or not Linux), and callers keep their Python loop."""
+    import psycopg.pq
+
+    psycopg.pq.version()  # loaded by now
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libpq" in line and line.split()[-1].startswith("/")}
+    except OSError:
+        return None
+    paths = {p for p in paths if Path(p).name.startswith("libpq")}
+    if len(paths) > 1 and psycopg.pq.__impl__ == "binary":
+        paths = {p for p in paths if "psycopg_binary" in p}
+    if len(paths) != 1:
+        return None
+    try:
+        so = ctypes.CDLL(paths.pop())  # the already loaded instance: dlopen returns the same handle
+        names = ("PQgetCopyData", "PQputCopyData", "PQflush", "PQsocket", "PQfreemem")
+        return PQ(*[ctypes.cast(getattr(so, n), ctypes.c_void_p) for n in names])
+    except (OSError, AttributeError):
+        return None
+
+
+def pump(source: Any, target: Any | None, hasher: Hasher) -> int | None:
+    """Move a started binary COPY TO STDOUT on ``source`` (a psycopg PGconn) into a started COPY FROM
+    STDIN on ``target`` (None: only read), hashing its rows into ``hasher``, in C and without the GIL.
+    Returns bytes moved, -1 (source failed) or -2 (target failed); None when the pump is unavailable."""
+    native, pq = lib(), libpq()
+    if native is None or pq is None:
+        return None
+    dst = None if target is None else target.pgconn_ptr
+    return int(native.dmig_pg_pump(ctypes.byref(pq), source.pgconn_ptr, dst, ctypes.byref(hasher.state)))
 
 
 def xxh64(data: bytes, seed: int = 0) -> int:

@@ -8,8 +8,10 @@
  *   dmig_sq_page      step a prepared SQLite SELECT and encode its rows in PostgreSQL's binary COPY
  *                     format, each value exactly as PostgreSQL stores and sends it back (numerics
  *                     normalised), summing a 64-bit hash of every row ("echo" sums);
- *   dmig_hash_binrows the same row hash over a binary COPY stream: the target read back for
- *                     verification, and the rows a PostgreSQL pass-through forwards.
+ *   dmig_hash_binrows the same row hash over a binary COPY stream in buffers;
+ *   dmig_pg_pump      a binary COPY moved from one PostgreSQL connection to another (or only read),
+ *                     hashing its rows: the pass-through's load and every verification read-back,
+ *                     which otherwise cost a Python call per row.
  *
  * A value this code cannot render exactly as PostgreSQL would (a type it does not know, text in a
  * number column, a timestamp in an unusual spelling, an integer too wide for its column) is never
@@ -20,6 +22,7 @@
  * Loaded with ctypes (no Python API), so one build serves every Python version.
  */
 #include <math.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -194,6 +197,79 @@ long long dmig_hash_binrows(dmig_sum *s, const char *buf, size_t len) {
         sum_add(s, dmig_xxh64(row, (size_t)(p - row), 0));
     }
     return (long long)(p - (const uint8_t *)buf);
+}
+
+/* ---------------------------------------------------------------- libpq COPY pump */
+
+/* libpq functions, taken by the caller from the very library instance the driver uses (a PGconn
+   belongs to the build that made it), so none of its headers or link flags are needed here. */
+typedef struct {
+    int (*get_copy_data)(void *, char **, int);
+    int (*put_copy_data)(void *, const char *, int);
+    int (*flush)(void *);
+    int (*socket)(void *);
+    void (*freemem)(void *);
+} dmig_pq;
+
+static int wait_writable(const dmig_pq *pq, void *conn) {
+    struct pollfd p = {pq->socket(conn), POLLOUT, 0};
+    return poll(&p, 1, -1) < 0 ? -1 : 0;
+}
+
+/* Move a started binary COPY TO STDOUT on src into a started COPY FROM STDIN on dst (NULL: only read),
+   adding each row's hash to sum (NULL: no hashing). The server sends one message per row, the first
+   one led by the stream header and the last one the trailer; both are forwarded, neither is hashed.
+   Returns the bytes moved, -1 when the source failed, -2 when the target did; the caller collects the
+   commands' results (and their errors) afterwards, as after any COPY. */
+long long dmig_pg_pump(const dmig_pq *pq, void *src, void *dst, dmig_sum *sum) {
+    long long total = 0;
+    int first = 1;
+    for (;;) {
+        char *buf = NULL;
+        int n = pq->get_copy_data(src, &buf, 0);
+        if (n == -1)
+            break;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            continue;
+        const uint8_t *row = (const uint8_t *)buf;
+        size_t len = (size_t)n;
+        if (first) {
+            first = 0;
+            if (len >= 19 && memcmp(row, "PGCOPY\n\377\r\n\0", 11) == 0) {
+                size_t skip = 19 + (((size_t)row[15] << 24) | ((size_t)row[16] << 16) | ((size_t)row[17] << 8) | row[18]);
+                skip = skip > len ? len : skip;
+                row += skip;
+                len -= skip;
+            }
+        }
+        if (sum && len > 0 && !(len == 2 && row[0] == 0xff && row[1] == 0xff))
+            sum_add(sum, dmig_xxh64(row, len, 0));
+        if (dst) {
+            int r;
+            while ((r = pq->put_copy_data(dst, buf, n)) == 0)
+                if (wait_writable(pq, dst) < 0 || pq->flush(dst) < 0) {
+                    r = -1;
+                    break;
+                }
+            if (r < 0) {
+                pq->freemem(buf);
+                return -2;
+            }
+        }
+        total += n;
+        pq->freemem(buf);
+    }
+    if (dst) {
+        int f;
+        while ((f = pq->flush(dst)) == 1)
+            if (wait_writable(pq, dst) < 0)
+                return -2;
+        if (f < 0)
+            return -2;
+    }
+    return total;
 }
 
 /* ---------------------------------------------------------------- SQLite source */
