@@ -10,6 +10,7 @@ sqlite3's lazy cursor), in a single transaction on the write side.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,14 @@ from dmig.move.expressions import ExprCompiler
 from dmig.move.plan import TablePlan
 from dmig.move.rawconn import RawConn
 from dmig.move.transforms import TargetSpec
+
+
+class Page(list):  # type: ignore[type-arg]
+    """Source rows plus ``bad``: row index -> why that row cannot be copied as it was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad: dict[int, str] = {}
 
 
 class Reader:
@@ -77,8 +86,40 @@ class Reader:
         cur = self.raw.execute(query)
         try:
             return cur.fetchall() if self.raw.name == "mysql" else [tuple(r) for r in cur.fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
         finally:
             cur.close()
+        return self._lenient_page(query)
+
+    def _lenient_page(self, query: sa.Select) -> Page:
+        """A SQLite page holding TEXT that is not UTF-8 (SQLite stores any bytes): the driver refuses the
+        whole page, so read it again keeping the bytes, and mark those rows to be rejected, not copied."""
+        db = self.raw.dbapi
+        saved = db.text_factory
+        db.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+        try:
+            cur = self.raw.execute(query)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+            cur.close()
+        finally:
+            db.text_factory = saved
+        page = Page()
+        for i, r in enumerate(rows):
+            row, broken = list(r), []
+            for j, v in enumerate(row):
+                if type(v) is str and not v.isascii():
+                    try:
+                        v.encode("utf-8")
+                    except UnicodeEncodeError:  # shown in the reject file with the bad bytes escaped
+                        row[j] = v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                        broken.append(names[j])
+            if broken:
+                page.bad[i] = f"text is not valid UTF-8 (column {', '.join(broken)})"
+            page.append(tuple(row))
+        return page
 
     def _pg_copy(self, query: sa.Select) -> Iterator[tuple[Any, ...]]:
         sql, params = self.raw.compile(query)

@@ -64,15 +64,21 @@ class PartitionResult:
 
 
 def _convert(src_rows: list[tuple[Any, ...]], row_fn: RowFn, pending: list[str]) -> Batch:
+    bad: dict[int, str] = getattr(src_rows, "bad", None) or {}  # rows the reader could not read faithfully
     try:
-        rows: list[tuple[Any, ...] | None] = [row_fn(r) for r in src_rows]
-        if not pending:
-            return Batch(src=src_rows, rows=rows)
+        if not bad:
+            rows: list[tuple[Any, ...] | None] = [row_fn(r) for r in src_rows]
+            if not pending:
+                return Batch(src=src_rows, rows=rows)
     except _ROW_ERRORS:
         pass
     pending.clear()
     batch = Batch(src=src_rows, rows=[])
     for i, r in enumerate(src_rows):
+        if i in bad:
+            batch.rows.append(None)
+            batch.errors[i] = bad[i]
+            continue
         try:
             batch.rows.append(row_fn(r))
         except _ROW_ERRORS as exc:
