@@ -47,9 +47,9 @@ XXH64_REFERENCE = {
 
 # Declared SQLite types and the PostgreSQL column each becomes (every one has an encoder).
 TYPES = {
-    "id": ("INTEGER PRIMARY KEY", "integer"),
+    "id": ("INTEGER PRIMARY KEY", "bigint"),  # SQLite integers are 64-bit: BIGINT
     "big": ("BIGINT", "bigint"),
-    "small": ("SMALLINT", "smallint"),
+    "small": ("SMALLINT", "bigint"),
     "note": ("TEXT", "text"),
     "label": ("VARCHAR(40)", "character varying(40)"),
     "amount": ("DECIMAL(12,2)", "numeric(12,2)"),
@@ -374,8 +374,6 @@ BAD_ROWS: dict[int, tuple[str, Any]] = {
     230: ("label", "a label far too long"),
     231: ("label", "a label far too long"),
     600: ("label", "a label far too long"),
-    99: ("qty", 2**40),  # beyond INTEGER
-    512: ("small", 40000),  # beyond SMALLINT
     250: ("note", "nul\x00inside"),  # PostgreSQL text holds no NUL
     260: ("born", "2021-02-30"),  # no such date: rejected while converting
 }
@@ -389,7 +387,7 @@ def test_rows_the_target_refuses_are_rejected_and_the_page_redone(tmp_path: Path
         row = {"id": i, "label": f"item {i}", "qty": -i, "small": i % 100, "note": f"n{i}", "born": "2020-01-01"}
         column, value = BAD_ROWS.get(i, ("id", i))
         rows.append(tuple({**row, column: value}.values()))
-    columns = "id INTEGER PRIMARY KEY, label VARCHAR(12), qty INTEGER, small SMALLINT, note TEXT NOT NULL, born DATE"
+    columns = "id INTEGER PRIMARY KEY, label VARCHAR(12), qty INTEGER, small INTEGER, note TEXT NOT NULL, born DATE"
     src = _sqlite(tmp_path / "src.db", {"items": rows}, columns)
     bad = set(BAD_ROWS)
 
@@ -412,6 +410,30 @@ def test_rows_the_target_refuses_are_rejected_and_the_page_redone(tmp_path: Path
     assert all(x["error"] for x in lines)
     result = diff_table(src, pg_url, "items", key=["id"])
     assert result.missing_count == len(bad) and result.extra_count == result.changed_count == 0
+
+
+def test_integers_too_wide_for_an_existing_target_column_are_rejected(
+    tmp_path: Path, pg_url: str, project: Path
+) -> None:
+    """SQLite integers map to BIGINT, but an existing INTEGER/SMALLINT column (append mode) must refuse what
+    does not fit: the encoder checks the width and leaves the row to the general path, which rejects it."""
+    rows = [(i, i, i % 100) for i in range(1, 501)]
+    rows[98] = (99, 2**40, 1)  # beyond INTEGER
+    rows[311] = (312, 1, 40000)  # beyond SMALLINT
+    src = _sqlite(tmp_path / "src.db", {"nums": rows}, "id INTEGER PRIMARY KEY, qty INTEGER, small INTEGER")
+    with _connected(pg_url, write=True) as conn:
+        conn.exec_driver_sql("CREATE TABLE nums (id BIGINT PRIMARY KEY, qty INTEGER, small SMALLINT)")
+
+    out = _copy(src, pg_url, project, batch_size=64, mode="append")
+
+    assert out.ok, out.model_dump_json(indent=1)
+    [t] = out.tables
+    assert (t.rows, t.rejects) == (498, 2)
+    with _connected(pg_url) as conn:
+        got = dict(conn.exec_driver_sql("SELECT id, qty FROM nums").all())
+    assert set(got) == set(range(1, 501)) - {99, 312} and got[7] == 7
+    parts = _partitions(pg_url, "nums")
+    assert {p.get("path") for p in parts} == {nativepath.PATH}
 
 
 # ---------------------------------------------------------------- kill -9 mid-copy, then resume

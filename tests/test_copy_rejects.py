@@ -105,3 +105,56 @@ def test_reject_limit_fails_the_table_with_a_clear_error(tmp_path: Path, project
     assert "more than 3 rejected rows (reject_limit)" in (t.error or "")
     assert t.rejects == 3 and out.reject_file == "out/rejects.jsonl"
     assert "FAILED" in out.message
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_text_that_is_not_utf8_is_rejected_not_fatal(
+    tmp_path: Path, pg_url: str, project: Path, monkeypatch: pytest.MonkeyPatch, native: str
+) -> None:
+    """SQLite stores any bytes as TEXT and its driver refuses the whole page; only that row may be lost."""
+    monkeypatch.setenv("DMIG_NATIVE", native)
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    e = engine(src)
+    with e.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.exec_driver_sql("INSERT INTO notes VALUES (?, ?)", [(i, f"note {i}") for i in range(1, 3001)])
+        conn.exec_driver_sql("UPDATE notes SET body = CAST(x'66fe41' AS TEXT) WHERE id = 1500")
+    e.dispose()
+
+    out = run_copy(src, pg_url, project, batch_size=500)
+
+    assert out.ok, out.model_dump_json(indent=1)
+    assert (out.tables[0].rows, out.tables[0].rejects) == (2999, 1)
+    [reject] = [json.loads(x) for x in (project / (out.reject_file or "")).read_text().splitlines()]
+    assert reject["key"] == [1500] and "not valid UTF-8" in reject["error"]
+    assert reject["row"]["body"] == "f\\xfeA"  # the bad byte escaped, the rest as it was
+    assert {r["id"] for r in read_rows(pg_url, "notes")} == set(range(1, 3001)) - {1500}
+
+
+def test_sqlite_integer_keys_are_64_bit_and_the_sequence_survives_the_maximum(
+    tmp_path: Path, pg_url: str, project: Path
+) -> None:
+    """SQLite's INTEGER PRIMARY KEY is the 64-bit rowid: keys past 2^31 copy, and a key at a type's maximum
+    does not make the sequence reset overflow."""
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    keys = [1, 2, 2**31 - 1, 2**31, 2**62]
+    e = engine(src)
+    with e.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v SMALLINT)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?, ?)", [(k, 70_000) for k in keys])
+    e.dispose()
+
+    out = run_copy(src, pg_url, project)
+
+    assert out.ok and out.tables[0].rows == len(keys), out.model_dump_json(indent=1)
+    tgt = engine(pg_url)
+    with tgt.begin() as conn:
+        types = dict(
+            conn.exec_driver_sql(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 't'"
+            ).all()
+        )
+        new_id = conn.exec_driver_sql("INSERT INTO t (v) VALUES (1) RETURNING id").scalar()
+    tgt.dispose()
+    assert types == {"id": "bigint", "v": "bigint"}
+    assert new_id == 2**62 + 1

@@ -207,6 +207,26 @@ def attach_foreign_keys(tables: dict[str, TargetTable], later: sa.MetaData) -> N
             tt.foreign_keys.append(constraint)
 
 
+def match_existing_parents(tables: dict[str, TargetTable], insp: sa.Inspector, existing: set[str]) -> None:
+    """A key column of a table this copy creates takes the integer type of the column it references in a
+    parent table that already exists in the target (``existing``, by source name): the parent is the
+    user's, and MySQL/MariaDB refuse a foreign key between INT and BIGINT (SQLite integers map to BIGINT)."""
+    for name, tt in tables.items():
+        if name in existing:
+            continue
+        for fk in tt.plan.foreign_keys:
+            parent = tables.get(fk.ref_table)
+            if parent is None or fk.ref_table not in existing:
+                continue
+            have = {c["name"]: c["type"] for c in insp.get_columns(parent.plan.target_table, parent.plan.target_schema)}
+            for col, ref in zip(fk.columns, fk.ref_columns, strict=False):
+                child_col, parent_col = tt.spec.by_origin(col), parent.spec.by_origin(ref)
+                ref_type = have.get(parent_col or "")
+                column = tt.table.c.get(child_col or "")
+                if column is not None and isinstance(ref_type, sa.Integer) and isinstance(column.type, sa.Integer):
+                    column.type = ref_type
+
+
 def table_exists(engine: Engine, name: str, schema: str | None) -> bool:
     return sa.inspect(engine).has_table(name, schema=schema)
 
@@ -395,8 +415,9 @@ def reset_counters(engine: Engine, tt: TargetTable) -> None:
         if dialect == "postgresql":
             name = table_sql(conn.dialect, tt.table)
             seq = conn.execute(sa.select(sa.func.pg_get_serial_sequence(name, col.name))).scalar()
-            if seq:
-                conn.execute(sa.select(sa.func.setval(seq, next_value, False)))
+            if seq:  # "max was used" rather than "max+1 is next": a key at the type's maximum stays in range
+                args = (seq, int(top), True) if top is not None else (seq, 1, False)
+                conn.execute(sa.select(sa.func.setval(*args)))
         elif dialect == "mysql":
             name = table_sql(conn.dialect, tt.table)
             execute_plain(conn, f"ALTER TABLE {name} AUTO_INCREMENT = {next_value:d}")

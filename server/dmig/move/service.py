@@ -255,6 +255,7 @@ class _Copy:
             )
         if self.req.mode == "truncate":
             self._truncate([e for e in fresh if exists[e.name]])
+        S.match_existing_parents({e.name: e.target for e in entries}, insp, {n for n, there in exists.items() if there})
         for e in entries:
             prev = previous[e.name]
             e.created = bool(prev.info.get("created")) if prev is not None else not exists[e.name]
@@ -428,6 +429,9 @@ class _Copy:
                             )
                         )
                 e.started = time.monotonic()
+            # Largest tables first: their indexes and keys take longest after the load, so they should
+            # start while the small tables still load (longest-processing-time-first scheduling).
+            jobs.sort(key=lambda job: -max(job.plan.estimate, 0))
             remaining = Counter(job.plan.source_table for job in jobs)
 
             def finished(result: PartitionResult, level: list[Entry] = level, remaining: Counter = remaining) -> None:

@@ -12,7 +12,7 @@ kind (source examples)      PostgreSQL target          MySQL/MariaDB target     
 bool (boolean, tinyint(1))  BOOLEAN                    BOOL (tinyint(1))           BOOLEAN (0/1)
 int 8/16 bit                SMALLINT                   TINYINT/SMALLINT            INTEGER
 int 24/32 bit               INTEGER                    MEDIUMINT/INT               INTEGER
-int 64 bit                  BIGINT                     BIGINT                      INTEGER
+int 64 bit, all SQLite int  BIGINT                     BIGINT                      INTEGER
 unsigned tinyint/smallint   SMALLINT/INTEGER           same unsigned type          INTEGER
 unsigned mediumint/int      INTEGER/BIGINT             same unsigned type          INTEGER
 unsigned bigint             NUMERIC(20,0)              BIGINT UNSIGNED             TEXT (decimal digits)
@@ -121,7 +121,10 @@ def kind_of(t: sa.types.TypeEngine, dialect: str, *, json_column: bool = False) 
     if isinstance(t, mysql.YEAR | mysql.BIT | mysql.SET):
         return Kind("other")
     if isinstance(t, sa.Integer):
-        return Kind("int", bits=_int_bits(t), unsigned=bool(getattr(t, "unsigned", False)))
+        # SQLite stores every integer in up to 64 bits whatever the declared name (INTEGER PRIMARY KEY is
+        # the 64-bit rowid), so its columns map to 64-bit targets, as pgloader maps them.
+        bits = 64 if dialect == "sqlite" else _int_bits(t)
+        return Kind("int", bits=bits, unsigned=bool(getattr(t, "unsigned", False)))
     if isinstance(t, sa.Float):
         bits = 32 if type(t).__name__.upper() in ("REAL", "FLOAT") and dialect != "sqlite" else 64
         return Kind("float", bits=bits)

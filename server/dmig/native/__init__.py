@@ -161,7 +161,7 @@ def lib() -> ctypes.CDLL | None:
         return None
     try:
         return _load()
-    except OSError:
+    except (OSError, AttributeError):  # unloadable, or a build that lacks a function this code expects
         return None
 
 
