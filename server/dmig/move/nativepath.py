@@ -96,7 +96,7 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
         native.lib() is not None
         and plan.source_dialect == reader.raw.name == "sqlite"
         and plan.target_dialect == writer.raw.name == "postgresql"
-        and rows_unchanged(job, spec)
+        and rows_unchanged(job.plan, spec, job.mode)
         and not any(c.select_as_text for c in plan.columns)
         and _sqlite_path(reader) is not None
         and writer.raw.dbapi.info.encoding == "utf-8"

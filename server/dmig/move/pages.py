@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dmig.move.plan import TablePlan
 from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer
 from dmig.move.transforms import TargetSpec
+from dmig.move.typemap import Kind
 
 if TYPE_CHECKING:
     from dmig.move.worker import PartitionJob
@@ -34,12 +36,11 @@ class PageContext:
     check: Callable[[], None]  # raises when the coordinating process is gone
 
 
-def rows_unchanged(job: PartitionJob, spec: TargetSpec) -> bool:
+def rows_unchanged(plan: TablePlan, spec: TargetSpec, mode: str) -> bool:
     """What every fast path needs: a bulk mode, one integer key (pages are key ranges), and target
     columns that are the source columns, same names, same order, no transform or expression."""
-    plan = job.plan
     return (
-        job.mode in MODES
+        mode in MODES
         and len(plan.key) == 1
         and plan.key_kinds[0].name == "int"
         and not spec.has_ops
@@ -47,3 +48,31 @@ def rows_unchanged(job: PartitionJob, spec: TargetSpec) -> bool:
         and [c.name for c in spec.columns] == [c.name for c in plan.columns]
         and all(c.origin == c.name for c in spec.columns)
     )
+
+
+def fast_path_expected(plan: TablePlan, spec: TargetSpec, mode: str) -> bool:
+    """The coordinator's forecast that the workers will copy this table by a fast path, which hashes rows
+    its own way: planning the general path's streamed hashes (both tables reflected) is then wasted. The
+    workers still decide (column types, server versions); a table that ends up on the general path
+    without streamed hashes is verified by checksum instead, which is correct, only slower."""
+    from dmig import native
+
+    if not rows_unchanged(plan, spec, mode) or native.lib() is None:
+        return False
+    pair = (plan.source_dialect, plan.target_dialect)
+    if pair == ("postgresql", "postgresql"):
+        return True
+    return pair == ("sqlite", "postgresql") and all(_encodable(c.kind) for c in plan.columns)
+
+
+def _encodable(kind: Kind) -> bool:
+    """Kinds whose PostgreSQL target type (``typemap``) the native encoder writes (``nativepath.code_of``)."""
+    if kind.name in ("int", "bool", "text", "enum", "bytes", "date"):
+        return not (kind.name == "int" and kind.unsigned and (kind.bits or 64) >= 64)
+    if kind.name == "string":
+        return not kind.fixed  # char(n) pads: not the same bytes back
+    if kind.name == "float":
+        return (kind.bits or 64) == 64
+    if kind.name == "datetime":
+        return not kind.tz
+    return kind.name == "decimal"

@@ -107,7 +107,7 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
     names = [c.name for c in plan.columns]
     if not (
         plan.source_dialect == plan.target_dialect == reader.raw.name == writer.raw.name == "postgresql"
-        and rows_unchanged(job, spec)
+        and rows_unchanged(job.plan, spec, job.mode)
         and job.since_column is None
     ):
         return False

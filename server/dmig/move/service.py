@@ -36,6 +36,7 @@ from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
 from dmig.move.expressions import ExprCompiler
 from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableSummary, Totals, Verification
+from dmig.move.pages import fast_path_expected
 from dmig.move.partitions import plan_bounds, run_jobs
 from dmig.move.plan import TablePlan, reflect_plans
 from dmig.move.progress import Tracker
@@ -470,6 +471,8 @@ class _Copy:
         side afterwards is cheaper, and a copy of a hundred small tables was a third slower for it.
         """
         if not self.req.verify or self.req.mode not in ("create", "truncate") or e.plan.estimate < STREAM_MIN_ROWS:
+            return None
+        if fast_path_expected(e.plan, e.spec, self.req.mode):
             return None
         return stream_spec(source, target, e.plan, e.spec)
 

@@ -216,7 +216,7 @@ def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) ->
     return "match", detail, method
 
 
-def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
+def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str, int] | None:
     """Partitions a fast path copied carry sums of the rows as they were sent; read the target back, compare.
 
     PostgreSQL pass-through: each row's binary COPY bytes as they passed ("binary"). SQLite ->
@@ -258,7 +258,7 @@ def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str] | None:
             return None
         if got != expected:
             return None
-        return "match", f"{len(columns)} columns compared byte for byte: {how}", method
+        return "match", f"{len(columns)} columns compared byte for byte: {how}", method, got[0]
     return None
 
 
@@ -318,7 +318,10 @@ def _check(item: VerifyItem, source: Engine, target: Engine, source_url: str, ta
     check = TableCheck(table=plan.source_table, rejects=item.rejects, checksum="skipped")
     try:
         check.source_rows = _count(source, sa.table(plan.source_table, schema=plan.source_schema), where)
-        check.target_rows = _count(target, sa.table(plan.target_table, schema=plan.target_schema), [])
+        fast = None if mode == "append" else _readback(item, target)  # reads every target row: counts them too
+        check.target_rows = (
+            fast[3] if fast else _count(target, sa.table(plan.target_table, schema=plan.target_schema), [])
+        )
     except sa.exc.DBAPIError as exc:
         check.detail = redact(str(exc.orig or exc).splitlines()[0])[:300]
         return check
@@ -326,8 +329,7 @@ def _check(item: VerifyItem, source: Engine, target: Engine, source_url: str, ta
         check.detail = "append mode: the target may hold other rows, counts are not compared"
         return check
     check.counts_match = check.source_rows == check.target_rows + item.rejects
-    fast = _readback(item, target)
-    check.checksum, check.detail, check.method = fast or _checksum(item, source_url, target_url)
+    check.checksum, check.detail, check.method = fast[:3] if fast else _checksum(item, source_url, target_url)
     check.seconds = round(time.monotonic() - started, 3)
     return check
 
