@@ -98,6 +98,7 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
         and plan.target_dialect == writer.raw.name == "postgresql"
         and rows_unchanged(job.plan, spec, job.mode)
         and not any(c.select_as_text for c in plan.columns)
+        and len(names) <= native.MAX_COLUMNS
         and _sqlite_path(reader) is not None
         and writer.raw.dbapi.info.encoding == "utf-8"
     ):

@@ -35,6 +35,7 @@ C_INT, C_TEXT, C_NUMERIC, C_TIMESTAMP, C_DATE, C_BOOL, C_FLOAT8, C_BYTEA = 1, 2,
 DONE, BAIL, ERROR, NOMEM = 0, 1, 2, 3
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 BINARY_HEADER = 19  # signature, flags, header extension length
+MAX_COLUMNS = 1600  # dmig_sq_page's limit, PostgreSQL's own per table
 HASH_NAME = "xxh64"  # the row hash; part of every fingerprint, so sums of another hash never compare
 
 
