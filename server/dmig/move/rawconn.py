@@ -134,6 +134,11 @@ def _undouble(dialect: sa.Dialect, quoted: str) -> str:
     return quoted.replace("%%", "%") if dialect.paramstyle in ("format", "pyformat") else quoted
 
 
+def name_sql(dialect: sa.Dialect, name: str) -> str:
+    """An identifier (index, constraint), quoted by SQLAlchemy, for a statement that is not %-formatted."""
+    return _undouble(dialect, dialect.identifier_preparer.quote(name))
+
+
 def table_sql(dialect: sa.Dialect, table: sa.TableClause) -> str:
     """A table name, quoted by SQLAlchemy, for a statement or a text value that is not %-formatted."""
     return _undouble(dialect, dialect.identifier_preparer.format_table(table))

@@ -255,10 +255,13 @@ def timed(kind: str, name: str, fn: Callable[[], str | None]) -> IndexReport:
     return IndexReport(name=name, kind=kind, seconds=seconds, ok=error is None, error=error)  # type: ignore[arg-type]
 
 
-def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
-    """Create the prepared indexes that do not exist yet (idempotent on resume)."""
+IndexJob = tuple[str, str, Callable[[], str | None]]  # (kind, name, build) for ``timed``
+
+
+def index_jobs(engine: Engine, tt: TargetTable) -> list[IndexJob]:
+    """The prepared indexes that do not exist yet (idempotent on resume), each as a job for ``timed``."""
     existing = {i["name"] for i in sa.inspect(engine).get_indexes(tt.table.name, schema=tt.table.schema)}
-    reports = []
+    jobs: list[IndexJob] = []
     for ix in tt.indexes:
         if ix.name in existing:
             continue
@@ -267,8 +270,13 @@ def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
             with engine.begin() as conn:
                 ix.create(conn)
 
-        reports.append(timed("unique" if ix.unique else "index", str(ix.name), create))
-    return reports
+        jobs.append(("unique" if ix.unique else "index", str(ix.name), create))
+    return jobs
+
+
+def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
+    """Create the prepared indexes that do not exist yet, one after the other."""
+    return [timed(*job) for job in index_jobs(engine, tt)]
 
 
 def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:

@@ -37,7 +37,7 @@ from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, enco
 from dmig.move.expressions import ExprCompiler
 from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableSummary, Totals, Verification
 from dmig.move.pages import fast_path_expected
-from dmig.move.partitions import plan_bounds, run_jobs
+from dmig.move.partitions import Prestarted, plan_bounds, run_jobs
 from dmig.move.plan import TablePlan, reflect_plans
 from dmig.move.progress import Tracker
 from dmig.move.rawconn import execute_plain, table_sql
@@ -138,6 +138,14 @@ class _Copy:
     # --- the steps ---
 
     def run(self) -> CopySummary:
+        # Start the worker processes now: their interpreter start-up overlaps the planning below.
+        self.ready = Prestarted(self.workers - 1 if self.td != "sqlite" else 0)
+        try:
+            return self._run()
+        finally:
+            self.ready.close()
+
+    def _run(self) -> CopySummary:
         entries = self._plan()
         names = [e.name for e in entries]
         self.run_id = run_identity(self.src_url, self.tgt_url, self.req, names)
@@ -447,7 +455,7 @@ class _Copy:
             for e in level:
                 if not remaining[e.name]:  # nothing left to copy (a resumed run)
                     self._loaded(e, pool)
-            run_jobs(jobs, workers, self.tracker.rows, self.tracker.report, finished)
+            run_jobs(jobs, workers, self.tracker.rows, self.tracker.report, finished, self.ready)
 
     def _loaded(self, e: Entry, pool: ThreadPoolExecutor) -> None:
         e.finished = time.monotonic()
@@ -496,9 +504,10 @@ class _Copy:
 
     def _build_indexes(self, e: Entry) -> None:
         start = time.perf_counter()
-        if primarykey.applies(e.target, self.req.mode):
-            e.reports += primarykey.build(self.tgt, e.target)
-        e.reports += S.build_indexes(self.tgt, e.target)
+        if self.td == "postgresql":
+            e.reports += primarykey.build_with_indexes(self.tgt, e.target, primarykey.applies(e.target, self.req.mode))
+        else:
+            e.reports += S.build_indexes(self.tgt, e.target)
         e.index_seconds = time.perf_counter() - start
 
     def _build_foreign_keys(self, e: Entry) -> None:
