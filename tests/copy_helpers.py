@@ -252,3 +252,18 @@ def database(request: Any, tmp_path: Path, kind: str, name: str = "tgt") -> str:
 
 
 PYTHON = sys.executable
+
+
+def planned_targets(src: str, tgt: str, project: Path) -> dict[str, Any]:
+    """The copy's own plan of the target tables (``schema.TargetTable`` by source name), for calling a
+    post-load step (index, key, foreign key builds) directly."""
+    from dmig.move.service import _Copy
+
+    req = CopyRequest(source_url=src, target_url=tgt)
+    src_engine, tgt_engine = sa.create_engine(parse_url(src)), sa.create_engine(parse_url(tgt))
+    try:
+        run = _Copy(req, RunContext(project_dir=project), parse_url(src), parse_url(tgt), src_engine, tgt_engine)
+        return {e.name: e.target for e in run._plan()}
+    finally:
+        src_engine.dispose()
+        tgt_engine.dispose()

@@ -16,12 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from copy_helpers import engine, run_copy
-from dmig.context import RunContext
+from copy_helpers import engine, planned_targets, run_copy
 from dmig.db.urls import parse_url
 from dmig.move import schema as S
-from dmig.move.models import CopyRequest, CopySummary, TableSummary
-from dmig.move.service import _Copy
+from dmig.move.models import CopySummary, TableSummary
 
 SOURCE = [
     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)",
@@ -194,24 +192,12 @@ def test_a_key_left_unproven_by_an_interrupted_run_is_checked_on_resume(
     assert "fk_orders_user" not in _fks(mysql_url)
 
 
-def _targets(src: str, tgt: str, project: Path) -> dict[str, S.TargetTable]:
-    """The copy's own plan of the target tables, for calling the FK step directly."""
-    req = CopyRequest(source_url=src, target_url=tgt)
-    src_engine, tgt_engine = sa.create_engine(parse_url(src)), sa.create_engine(parse_url(tgt))
-    try:
-        run = _Copy(req, RunContext(project_dir=project), parse_url(src), parse_url(tgt), src_engine, tgt_engine)
-        return {e.name: e.target for e in run._plan()}
-    finally:
-        src_engine.dispose()
-        tgt_engine.dispose()
-
-
 def test_the_session_setting_is_restored_after_success_and_failure(
     tmp_path: Path, mysql_url: str, project: Path
 ) -> None:
     src = _source(tmp_path, orphans=True)
     assert not run_copy(src, mysql_url, project).ok
-    targets = _targets(src, mysql_url, project)
+    targets = planned_targets(src, mysql_url, project)
     one = sa.create_engine(parse_url(mysql_url), pool_size=1, max_overflow=0)  # every step reuses one session
 
     def session() -> tuple[int, int]:

@@ -51,8 +51,9 @@ def defer(engine: Engine, tt: TargetTable) -> None:
             conn.execute(sa.schema.DropConstraint(tt.table.primary_key))
 
 
-def build_with_indexes(engine: Engine, tt: TargetTable, key: bool) -> list[IndexReport]:
-    """The key (when ``key``) and the secondary indexes, built side by side, each on its own connection.
+def build_with_indexes(engine: Engine, tt: TargetTable, key: bool, secondary: bool = True) -> list[IndexReport]:
+    """The key (when ``key``) and the secondary indexes (when ``secondary``), built side by side, each on its
+    own connection.
 
     ``ADD PRIMARY KEY`` locks the table against every other build, so the key is built as a unique
     index (``CREATE INDEX`` locks let several run at once, as pgcopydb builds them) and then attached
@@ -63,7 +64,8 @@ def build_with_indexes(engine: Engine, tt: TargetTable, key: bool) -> list[Index
     name = _name(tt) if key and not _present(engine, tt) else None
     if name is not None:
         jobs.append(("primary_key", name, lambda: _key_index(engine, tt, name)))
-    jobs += S.index_jobs(engine, tt)
+    if secondary:
+        jobs += S.index_jobs(engine, tt)
     if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="dmig-index") as pool:

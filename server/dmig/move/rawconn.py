@@ -139,6 +139,11 @@ def name_sql(dialect: sa.Dialect, name: str) -> str:
     return _undouble(dialect, dialect.identifier_preparer.quote(name))
 
 
+def ddl_sql(dialect: sa.Dialect, ddl: sa.schema.ExecutableDDLElement) -> str:
+    """A DDL construct compiled by SQLAlchemy, for sending without parameters (so it can be extended)."""
+    return _undouble(dialect, str(ddl.compile(dialect=dialect)))
+
+
 def table_sql(dialect: sa.Dialect, table: sa.TableClause) -> str:
     """A table name, quoted by SQLAlchemy, for a statement or a text value that is not %-formatted."""
     return _undouble(dialect, dialect.identifier_preparer.format_table(table))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from dmig.move.models import IndexReport
 from dmig.move.plan import TablePlan
-from dmig.move.rawconn import execute_plain, table_sql
+from dmig.move.rawconn import ddl_sql, execute_plain, name_sql, table_sql
 from dmig.move.transforms import TargetColumn, TargetSpec
 from dmig.move.typemap import Kind, target_type
 from dmig.redact import redact
@@ -240,8 +240,20 @@ def create_table(engine: Engine, tt: TargetTable) -> None:
         tt.table.create(conn, checkfirst=True)
 
 
-def _db_error(exc: sa.exc.DBAPIError) -> str:
-    return redact(str(exc.orig or exc).strip().splitlines()[0])[:300]
+def _db_error(exc: Exception) -> str:
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return redact(str(orig or exc).strip().splitlines()[0])[:300]
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a failed statement raises: SQLAlchemy's wrapper, or the driver's own error for SQL sent with
+    ``execute_plain`` (psycopg, PyMySQL, sqlite3)."""
+    import sqlite3
+
+    import psycopg
+    import pymysql
+
+    return (sa.exc.DBAPIError, psycopg.Error, pymysql.err.MySQLError, sqlite3.Error)
 
 
 def timed(kind: str, name: str, fn: Callable[[], str | None]) -> IndexReport:
@@ -249,7 +261,7 @@ def timed(kind: str, name: str, fn: Callable[[], str | None]) -> IndexReport:
     start = time.perf_counter()
     try:
         error = fn()
-    except sa.exc.DBAPIError as exc:
+    except database_errors() as exc:
         error = _db_error(exc)
     seconds = time.perf_counter() - start
     return IndexReport(name=name, kind=kind, seconds=seconds, ok=error is None, error=error)  # type: ignore[arg-type]
@@ -279,19 +291,24 @@ def build_indexes(engine: Engine, tt: TargetTable) -> list[IndexReport]:
     return [timed(*job) for job in index_jobs(engine, tt)]
 
 
-def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
-    """Add (PostgreSQL, MySQL) or check (SQLite) the table's foreign keys.
+def build_foreign_keys(
+    engine: Engine, tt: TargetTable, skip: set[str] | frozenset[str] = frozenset()
+) -> list[IndexReport]:
+    """Add (PostgreSQL, MySQL) or check (SQLite) the table's foreign keys, but those named in ``skip``
+    (already built, and reported, earlier in the run).
 
     On MySQL a key that already exists is checked again rather than skipped: this run created the
-    table, so the key was added by an earlier attempt that may have stopped before proving it.
+    table, so the key was added by an earlier attempt that may have stopped before proving it. On
+    PostgreSQL such a key may have been added NOT VALID by a stopped run: it is validated now.
     """
     if tt.plan.target_dialect == "sqlite":
         return [_sqlite_fk_check(engine, tt)] if tt.foreign_keys else []
     existing = {f["name"] for f in sa.inspect(engine).get_foreign_keys(tt.table.name, schema=tt.table.schema)}
     mysql = tt.plan.target_dialect == "mysql"
+    unproven = set() if mysql else _not_validated(engine, tt)
     planned = {str(ix.name) for ix in tt.indexes}
     reports = []
-    for fk in tt.foreign_keys:
+    for fk in [fk for fk in tt.foreign_keys if str(fk.name) not in skip]:
         if mysql:
             present = fk.name in existing
 
@@ -301,6 +318,12 @@ def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
             reports.append(timed("foreign_key", str(fk.name), checked))
             continue
         if fk.name in existing:
+            if fk.name in unproven:
+
+                def prove(fk: sa.ForeignKeyConstraint = fk) -> str | None:
+                    return validate_or_drop(engine, fk)
+
+                reports.append(timed("foreign_key", str(fk.name), prove))
             continue
 
         def add(fk: sa.ForeignKeyConstraint = fk) -> None:
@@ -309,6 +332,35 @@ def build_foreign_keys(engine: Engine, tt: TargetTable) -> list[IndexReport]:
 
         reports.append(timed("foreign_key", str(fk.name), add))
     return reports
+
+
+def _not_validated(engine: Engine, tt: TargetTable) -> set[str]:
+    stmt = sa.text(
+        "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'f' AND NOT convalidated"
+    )
+    with engine.connect() as conn:
+        return set(conn.execute(stmt, {"t": table_sql(conn.dialect, tt.table)}).scalars())
+
+
+def add_foreign_key_not_valid(engine: Engine, fk: sa.ForeignKeyConstraint) -> None:
+    """PostgreSQL: the key without checking the rows (instant); ``validate_or_drop`` checks them."""
+    with engine.begin() as conn:
+        execute_plain(conn, ddl_sql(conn.dialect, sa.schema.AddConstraint(fk)) + " NOT VALID")
+
+
+def validate_or_drop(engine: Engine, fk: sa.ForeignKeyConstraint) -> str | None:
+    """PostgreSQL: validate a NOT VALID key; one the rows break is dropped again, and the reason returned."""
+    table = fk.parent
+    try:
+        with engine.begin() as conn:
+            name = name_sql(conn.dialect, str(fk.name))
+            execute_plain(conn, f"ALTER TABLE {table_sql(conn.dialect, table)} VALIDATE CONSTRAINT {name}")
+        return None
+    except database_errors() as exc:
+        error = _db_error(exc)
+    with engine.begin() as conn:
+        conn.execute(sa.schema.DropConstraint(fk))
+    return error
 
 
 ORPHAN_SAMPLE = 5

@@ -31,7 +31,7 @@ from dmig.context import RunContext
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput
-from dmig.move import primarykey
+from dmig.move import postload, primarykey
 from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
 from dmig.move.expressions import ExprCompiler
@@ -407,6 +407,11 @@ class _Copy:
         right away (not on SQLite), beside the tables still loading, as pgcopydb does."""
         state = self.store.load()
         self._index_builds: list[Future[None]] = []
+        self.builds: postload.Builds | None = None
+        if self.td == "postgresql":
+            created = [e for e in entries if e.created]
+            keyed = {e.name for e in created if primarykey.applies(e.target, self.req.mode)}
+            self.builds = postload.Builds(self.tgt, created, pool, keyed)  # type: ignore[arg-type]
         for e in entries:
             parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
             self.tracker.add_table(e.name, max(e.plan.estimate, 0), sum(p.rows for p in parts))
@@ -460,11 +465,15 @@ class _Copy:
     def _loaded(self, e: Entry, pool: ThreadPoolExecutor) -> None:
         e.finished = time.monotonic()
         self.tracker.set_state(e.name, "failed" if e.error else "indexing")
-        if self.td != "sqlite" and e.created and not e.error:
+        if self.builds is not None and e.created and not e.error:
+            self.builds.loaded(e)  # type: ignore[arg-type]
+        elif self.td != "sqlite" and e.created and not e.error:
             self._index_builds.append(pool.submit(self._build_indexes, e))
 
     def _wait_indexes(self, entries: list[Entry]) -> None:
         """The index builds started during the load; on SQLite they run now, one table at a time."""
+        if self.builds is not None:
+            self.builds.wait_indexes()
         for build in self._index_builds:
             build.result()
         if self.td == "sqlite":
@@ -485,6 +494,8 @@ class _Copy:
         return stream_spec(source, target, e.plan, e.spec)
 
     def _post_load(self, entries: list[Entry]) -> None:
+        if self.builds is not None:
+            self.builds.wait_keys()
         ok = [e for e in entries if not e.error]
         for e in ok:  # one at a time: two tables' keys may reference each other (lock order)
             if e.created or self.td == "sqlite":
@@ -503,17 +514,16 @@ class _Copy:
                 e.finished += e.index_seconds + e.fk_seconds
 
     def _build_indexes(self, e: Entry) -> None:
+        """MySQL/MariaDB and SQLite targets (PostgreSQL's go through ``postload.Builds``)."""
         start = time.perf_counter()
-        if self.td == "postgresql":
-            e.reports += primarykey.build_with_indexes(self.tgt, e.target, primarykey.applies(e.target, self.req.mode))
-        else:
-            e.reports += S.build_indexes(self.tgt, e.target)
+        e.reports += S.build_indexes(self.tgt, e.target)
         e.index_seconds = time.perf_counter() - start
 
     def _build_foreign_keys(self, e: Entry) -> None:
         start = time.perf_counter()
-        e.reports += S.build_foreign_keys(self.tgt, e.target)
-        e.fk_seconds = time.perf_counter() - start
+        skip = self.builds.handled if self.builds is not None else set()
+        e.reports += S.build_foreign_keys(self.tgt, e.target, skip)
+        e.fk_seconds += time.perf_counter() - start
 
     def _verify(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> Verification:
         if not self.req.verify:
