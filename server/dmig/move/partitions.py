@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from dmig.move.checkpoints import encode_key
 from dmig.move.plan import TablePlan
 from dmig.move.readers import Reader
-from dmig.move.worker import PartitionJob, PartitionResult, copy_partition
+from dmig.move.worker import Engines, PartitionJob, PartitionResult, copy_partition
 
 ProgressSink = Callable[[str, int, int], None]
 ResultFn = Callable[[PartitionResult], None]
@@ -111,9 +111,11 @@ def serve() -> None:
     def report(table: str, rows: int, rejects: int) -> None:
         conn.send((table, rows, rejects))
 
+    engines = Engines()  # this process serves one run: its partitions share pooled connections
     with contextlib.suppress(EOFError, OSError):  # EOF: no more jobs; OSError: the coordinator is gone
         while True:
-            conn.send(copy_partition(conn.recv(), report))
+            conn.send(copy_partition(conn.recv(), report, engines))
+    engines.dispose()
 
 
 class _Worker:
@@ -263,11 +265,15 @@ def run_jobs(
     if not jobs:
         return []
     size = min(workers, len(jobs)) - 1
+    engines = Engines()  # this process's partitions share pooled connections; closed when the jobs are done
     if size <= 0:
         results = []
-        for job in jobs:
-            results.append(copy_partition(job, lambda t, r, j: (sink(t, r, j), tick())))
-            on_result(results[-1])
+        try:
+            for job in jobs:
+                results.append(copy_partition(job, lambda t, r, j: (sink(t, r, j), tick()), engines))
+                on_result(results[-1])
+        finally:
+            engines.dispose()
         return results
     pool = _Pool(jobs, sink, on_result)
     finished = False
@@ -284,11 +290,12 @@ def run_jobs(
             job = pool.take()
             if job is None:
                 break
-            pool.add(copy_partition(job, report))
+            pool.add(copy_partition(job, report, engines))
         while pool.busy:
             pool.pump(WAIT_S)
             tick()
         finished = True
     finally:
         pool.close(kill=not finished)
+        engines.dispose()
     return pool.results

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from dmig.db.engine import create
 from dmig.errors import DmigError
@@ -97,12 +98,38 @@ def _load_part(store: Store, table: str, part: int) -> PartState:
     return state
 
 
-def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
-    """Run one partition to completion; failures come back in the result (never as a raised exception)."""
+class Engines:
+    """The engines one process uses for the partitions of one run, so that each partition takes pooled
+    connections instead of opening its own: connecting, the session settings and the first checkpoint
+    read cost ~0.25 s a partition, during which both cores sat idle (a 13-partition copy of 3M rows
+    spent over a second of each worker's time that way)."""
+
+    def __init__(self) -> None:
+        self._engines: dict[tuple[str, bool], Engine] = {}
+
+    def get(self, url: str, must_exist: bool = True) -> Engine:
+        engine = self._engines.get((url, must_exist))
+        if engine is None:
+            engine = self._engines[(url, must_exist)] = create(url, must_exist=must_exist)
+        return engine
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+
+def copy_partition(job: PartitionJob, report: ReportFn, engines: Engines | None = None) -> PartitionResult:
+    """Run one partition to completion; failures come back in the result (never as a raised exception).
+
+    ``engines``: the run's engines in this process (kept open for the next partition); without them the
+    partition opens and disposes its own."""
     plan = job.plan
     result = PartitionResult(table=plan.source_table, part=job.part, started=time.time())
-    src_engine = create(job.source_url)
-    tgt_engine = create(job.target_url, must_exist=False)
+    own = engines is None
+    engines = engines or Engines()
+    src_engine = engines.get(job.source_url)
+    tgt_engine = engines.get(job.target_url, must_exist=False)
     reader = writer = None
     try:
         store = Store(tgt_engine, job.run_id, job.checkpoint_schema)
@@ -152,8 +179,8 @@ def copy_partition(job: PartitionJob, report: ReportFn) -> PartitionResult:
         for closer in (reader, writer):
             if closer is not None:
                 closer.close()
-        src_engine.dispose()
-        tgt_engine.dispose()
+        if own:
+            engines.dispose()
         result.finished = time.time()
     return result
 
