@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-verify-too",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="scenario 1 also times dmig copy --no-verify (the anchors do not verify)",
+        help="scenarios 1 and 2 also time dmig copy --no-verify (the anchors do not verify)",
     )
     p.add_argument("--keep", action="store_true", help="keep the last run's databases")
     p.add_argument("--write-results", action="store_true", help="put the Markdown section into bench/RESULTS.md")
