@@ -99,8 +99,8 @@ def _compile(out: Path) -> bool:
                 cmd = [compiler, "-O2", "-fPIC", "-shared", "-o", tmp, str(SOURCE), sqlite, "-lm"]
                 if subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0:
                     os.replace(tmp, out)
-                    for old in out.parent.glob("fastcopy-*.so"):  # builds of earlier source versions
-                        if old != out:
+                    for old in out.parent.glob("fastcopy-*"):  # builds (and locks) of earlier source versions
+                        if old.name not in (out.name, out.name + ".lock"):
                             old.unlink(missing_ok=True)
                     return True
             return False
