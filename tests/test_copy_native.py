@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from dmig.move import nativepath, passthrough
 from dmig.move.models import CopySummary, TableCheck
 from dmig.move.rawconn import RawConn
 from test_copy_passthrough import _connected, _partitions, _rows_as_text
-from test_copy_resume import _alive, _children
+from test_copy_resume import kill_and_reap
 
 pytestmark = pytest.mark.pg
 
@@ -470,14 +469,8 @@ def _kill_mid_copy(project: Path, args: list[str], url: str, rows: int, rng: ran
                 time.sleep(rng.uniform(0, 0.01))  # not always right after a page commit
             if proc.poll() is not None:  # finished before the kill: nothing left to interrupt
                 break
-            children = _children(proc.pid)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+            kill_and_reap(proc)
             killed += 1
-            deadline = time.monotonic() + 10
-            while any(_alive(c) for c in children) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not any(_alive(c) for c in children), "worker processes outlived the killed coordinator"
     return killed
 
 

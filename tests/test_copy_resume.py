@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -51,15 +52,20 @@ def _kill_loop(project: Path, args: list[str], rng: random.Random, kills: int = 
         time.sleep(rng.uniform(2.0, 8.0))  # CLI start-up is 1-4 s here: kills land in planning and in the load
         if proc.poll() is not None:  # finished before the kill: nothing left to interrupt
             break
-        children = _children(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_and_reap(proc)
         killed += 1
-        deadline = time.monotonic() + 10
-        while any(_alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(c) for c in children), "worker processes outlived the killed coordinator"
     return killed
+
+
+def kill_and_reap(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 the coordinator; its worker processes must not outlive it (they die with their parent)."""
+    children = _children(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(c) for c in children), "worker processes outlived the killed coordinator"
 
 
 def _distinct(url: str) -> tuple[int, int]:
