@@ -229,8 +229,9 @@ class Verification(Output):
     ran: bool
     seconds: float = Field(
         default=0.0,
-        description="Time spent verifying. On PostgreSQL it runs beside the foreign key builds, so it may "
-        "overlap the end of the copy's seconds.",
+        description="Time of the verification phase. On PostgreSQL a table is checked as soon as its indexes "
+        "are built and the rest runs beside the foreign key validations, so this overlaps the copy's seconds; "
+        "each table's own time is in tables[].seconds.",
     )
     ok: bool | None = Field(description="True when every comparable table matched; None when nothing compared.")
     tables: list[TableCheck] = Field(default_factory=list)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -49,8 +50,15 @@ class Table(Protocol):
 class Builds:
     """The post-load builds of the tables this run created on PostgreSQL; see the module docstring."""
 
-    def __init__(self, engine: Engine, tables: list[Table], pool: ThreadPoolExecutor, with_key: set[str]) -> None:
-        self.engine, self.pool, self.with_key = engine, pool, with_key
+    def __init__(
+        self,
+        engine: Engine,
+        tables: list[Table],
+        pool: ThreadPoolExecutor,
+        with_key: set[str],
+        on_indexed: Callable[[Table], None] = lambda _t: None,
+    ) -> None:
+        self.engine, self.pool, self.with_key, self.on_indexed = engine, pool, with_key, on_indexed
         by_target = {t.target.table.name: t for t in tables}
         self.edges: list[tuple[Table, Table, sa.ForeignKeyConstraint]] = []
         for child in tables:
@@ -95,6 +103,7 @@ class Builds:
         table.reports += primarykey.build_with_indexes(self.engine, table.target, key=key)
         table.index_seconds = time.perf_counter() - start
         self._advance(table, "indexed")
+        self.on_indexed(table)
 
     def _advance(self, table: Table, state: str) -> None:
         """Record the table's new state and start every foreign key whose locks are now free. Under the

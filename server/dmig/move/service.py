@@ -35,7 +35,7 @@ from dmig.move import postload, primarykey
 from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
 from dmig.move.expressions import ExprCompiler
-from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableSummary, Totals, Verification
+from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableCheck, TableSummary, Totals, Verification
 from dmig.move.pages import fast_path_expected
 from dmig.move.partitions import Prestarted, plan_bounds, run_jobs
 from dmig.move.plan import TablePlan, reflect_plans
@@ -46,7 +46,7 @@ from dmig.move.rejects import write_reject_file
 from dmig.move.streamhash import HashSpec
 from dmig.move.transforms import TargetSpec, plan_target
 from dmig.move.values import jsonable
-from dmig.move.verify import VerifyItem, stream_spec, verify
+from dmig.move.verify import VERIFY_THREADS, VerifyItem, check, stream_spec, summarize, verify
 from dmig.move.worker import PartitionJob, PartitionResult
 from dmig.redact import redact
 
@@ -132,6 +132,9 @@ class _Copy:
         self.src_url, self.tgt_url, self.src, self.tgt = src_url, tgt_url, src, tgt
         self.sd, self.td = dialect_of(src_url), dialect_of(tgt_url)
         self.workers = req.workers or os.cpu_count() or 1
+        self._source = src_url.render_as_string(hide_password=False)  # for the diff's own engines, never shown
+        self._target = tgt_url.render_as_string(hide_password=False)
+        self._early_checks: dict[str, Future[TableCheck]] = {}
         self.started = time.monotonic()
         self.tracker = Tracker(rc.progress)
 
@@ -161,7 +164,13 @@ class _Copy:
             state, complete = {}, False
         resumed = bool(state) and not complete
         checking: Future[Verification] | None = None
-        with ThreadPoolExecutor(max_workers=self._threads(len(entries)), thread_name_prefix="dmig-post-load") as pool:
+        # Checks started early (PostgreSQL, a table once indexed) run on their own threads, so a slow one
+        # (a full diff) never holds up the index and key builds.
+        self.checker = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="dmig-check")
+        with (
+            self.checker,
+            ThreadPoolExecutor(max_workers=self._threads(len(entries)), thread_name_prefix="dmig-post-load") as pool,
+        ):
             if not complete:
                 self._confirm_truncate(entries, state)
                 self._prepare(entries, state)
@@ -411,7 +420,7 @@ class _Copy:
         if self.td == "postgresql":
             created = [e for e in entries if e.created]
             keyed = {e.name for e in created if primarykey.applies(e.target, self.req.mode)}
-            self.builds = postload.Builds(self.tgt, created, pool, keyed)  # type: ignore[arg-type]
+            self.builds = postload.Builds(self.tgt, created, pool, keyed, self._check_early)  # type: ignore[arg-type]
         for e in entries:
             parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
             self.tracker.add_table(e.name, max(e.plan.estimate, 0), sum(p.rows for p in parts))
@@ -469,6 +478,16 @@ class _Copy:
             self.builds.loaded(e)  # type: ignore[arg-type]
         elif self.td != "sqlite" and e.created and not e.error:
             self._index_builds.append(pool.submit(self._build_indexes, e))
+
+    def _check_early(self, e: Entry) -> None:
+        """PostgreSQL: a table is checked as soon as its indexes are built (in this pool thread), while the
+        other tables still load: its read-back then does not compete with the last foreign key validation,
+        which PostgreSQL runs as one serial query at the very end."""
+        if not self.req.verify or self.req.mode not in ("create", "truncate"):
+            return
+        item = self._verify_item(e, self.store.load())
+        args = (item, self.src, self.tgt, self._source, self._target, self.req.mode)
+        self._early_checks[e.name] = self.checker.submit(check, *args)
 
     def _wait_indexes(self, entries: list[Entry]) -> None:
         """The index builds started during the load; on SQLite they run now, one table at a time."""
@@ -528,23 +547,19 @@ class _Copy:
     def _verify(self, entries: list[Entry], state: dict[str, dict[int, PartState]]) -> Verification:
         if not self.req.verify:
             return Verification(ran=False, ok=None, note="verification disabled (verify=false)")
-        items = []
-        for e in entries:
-            if e.error:
-                continue
-            parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
-            warnings = sum(sum((p.info.get("warnings") or {}).values()) for p in parts)
-            item = VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings)
-            item.stream = [p.info for p in parts]
-            items.append(item)
-        return verify(
-            self.src,
-            self.tgt,
-            self.src_url.render_as_string(hide_password=False),
-            self.tgt_url.render_as_string(hide_password=False),
-            self.req.mode,
-            items,
-        )
+        failed = {e.name for e in entries if e.error}
+        early = {name: f.result() for name, f in self._early_checks.items() if name not in failed}
+        items = [self._verify_item(e, state) for e in entries if not e.error and e.name not in early]
+        rest = verify(self.src, self.tgt, self._source, self._target, self.req.mode, items).tables
+        later = iter(rest)
+        return summarize([early[e.name] if e.name in early else next(later) for e in entries if not e.error])
+
+    def _verify_item(self, e: Entry, state: dict[str, dict[int, PartState]]) -> VerifyItem:
+        parts = [p for n, p in state.get(e.name, {}).items() if n >= 0]
+        warnings = sum(sum((p.info.get("warnings") or {}).values()) for p in parts)
+        item = VerifyItem(e.plan, e.spec, e.plan.all_columns, sum(p.rejects for p in parts), warnings)
+        item.stream = [p.info for p in parts]
+        return item
 
     def _summary(
         self,

@@ -310,7 +310,8 @@ def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, 
     return "differ", detail, "diff"
 
 
-def _check(item: VerifyItem, source: Engine, target: Engine, source_url: str, target_url: str, mode: str) -> TableCheck:
+def check(item: VerifyItem, source: Engine, target: Engine, source_url: str, target_url: str, mode: str) -> TableCheck:
+    """One table's counts and checksum (``verify`` runs them side by side; the copy may start one early)."""
     started = time.monotonic()
     plan = item.plan
     compiler = ExprCompiler(plan.source_table, set(item.all_columns), plan.source_dialect)
@@ -340,7 +341,11 @@ def verify(
     """Every table's counts and checksum; tables run side by side, since each side's database does the work."""
     threads = max(1, min(VERIFY_THREADS, len(items)))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmig-verify") as pool:
-        checks = list(pool.map(lambda it: _check(it, source, target, source_url, target_url, mode), items))
+        checks = list(pool.map(lambda it: check(it, source, target, source_url, target_url, mode), items))
+    return summarize(checks)
+
+
+def summarize(checks: list[TableCheck]) -> Verification:
     compared = [c for c in checks if c.counts_match is not None or c.checksum in ("match", "differ", "explained")]
     ok = None
     if compared:
