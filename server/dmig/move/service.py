@@ -480,9 +480,9 @@ class _Copy:
             self._index_builds.append(pool.submit(self._build_indexes, e))
 
     def _check_early(self, e: Entry) -> None:
-        """PostgreSQL: a table is checked as soon as its indexes are built (in this pool thread), while the
-        other tables still load: its read-back then does not compete with the last foreign key validation,
-        which PostgreSQL runs as one serial query at the very end."""
+        """PostgreSQL: a table is checked as soon as its indexes are built (on the checker threads), while
+        the other tables still load: its read-back then does not compete with the last foreign key
+        validation, which PostgreSQL runs as one serial query at the very end."""
         if not self.req.verify or self.req.mode not in ("create", "truncate"):
             return
         item = self._verify_item(e, self.store.load())
