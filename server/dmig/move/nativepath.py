@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dmig import native
+from dmig.move import passthrough
 from dmig.move.checkpoints import PartState, decode_key, encode_key
-from dmig.move.pages import PageContext, rows_unchanged
+from dmig.move.pages import PageContext, binary_copy_in, rows_unchanged
 from dmig.move.rawconn import RawConn
 from dmig.move.readers import Reader
 from dmig.move.rejects import PartitionLost
@@ -63,10 +64,6 @@ _SIMPLE = {
     "double precision": (native.C_FLOAT8, 0),
     "bytea": (native.C_BYTEA, 0),
 }
-_TYPES = sa.text(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-    "WHERE a.attrelid = to_regclass(:name) AND a.attnum > 0 AND NOT a.attisdropped"
-)
 
 
 def code_of(pg_type: str) -> tuple[int, int] | None:
@@ -104,10 +101,10 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
     ):
         return None
     try:
-        types = dict(writer.raw.all(_TYPES.bindparams(name=writer.qtable)))
+        types = passthrough.column_types(writer.raw, plan.target_table, plan.target_schema)
     finally:
         writer.raw.rollback()
-    codes = [code_of(types.get(n, "")) for n in names]
+    codes = [code_of(types[n][0]) if n in types else None for n in names]
     return None if any(c is None for c in codes) else codes  # type: ignore[return-value]
 
 
@@ -122,18 +119,17 @@ class NativePages:
     """Copies one partition's keyset pages through the C encoder; see the module docstring."""
 
     def __init__(self, ctx: PageContext, codes: list[tuple[int, int]]) -> None:
+        self.ctx = ctx
         self.job, self.reader, self.committer = ctx.job, ctx.reader, ctx.committer
-        self.convert, self.report, self.check = ctx.convert, ctx.report, ctx.check
-        job, reader, committer = ctx.job, ctx.reader, ctx.committer
+        self.report, self.check = ctx.report, ctx.check
         self.lib = native.lib()
         n = len(codes)
         self.codes = (ctypes.c_int * n)(*[c for c, _ in codes])
         self.args = (ctypes.c_int * n)(*[a for _, a in codes])
-        self.keycol = reader.positions[0]
-        self.tgt: RawConn = committer.writer.raw
-        writer = committer.writer
-        self.copy_in = f"COPY {writer.qtable} ({', '.join(writer.qcols)}) FROM STDIN (FORMAT BINARY)"
-        self.fingerprint = fingerprint([c.name for c in job.plan.columns])
+        self.keycol = ctx.reader.positions[0]
+        self.tgt: RawConn = ctx.committer.writer.raw
+        self.copy_in = binary_copy_in(ctx.committer.writer)
+        self.fingerprint = fingerprint([c.name for c in ctx.job.plan.columns])
         self._statements: dict[str, int] = {}
         self._db: int | None = None
         self._page = None
@@ -160,7 +156,7 @@ class NativePages:
     def run(self) -> None:
         part, plan = self.committer.part, self.job.plan
         part.info = {**part.info, "path": PATH}
-        self.committer.hashing = None  # rows are hashed as COPY lines here, not as decoded values
+        self.committer.hashing = None  # rows are hashed here as the encoder writes them, not as decoded values
         after, upto = decode_key(part.last_key, plan.key_kinds), decode_key(part.hi_key, plan.key_kinds)
         size = self.job.batch_size
         self._open()
@@ -243,17 +239,5 @@ class NativePages:
         return rows, last
 
     def _redo(self, after: tuple[Any, ...] | None, upto: tuple[Any, ...] | None) -> tuple[int, int]:
-        """One page through Reader.page + Committer (convert, bisect, rejects), as the general path does it."""
-        part, committer = self.committer.part, self.committer
-        part.info = {
-            **part.info,
-            "redone_pages": int(part.info.get("redone_pages", 0)) + 1,
-            INFO_KEY: {"spec": "mixed"},  # converted rows have no line sums: verification checksums instead
-        }
-        size = self.job.batch_size
-        src_rows = self.reader.page(after, upto, size)
-        rows, rejects = committer.rows_written, committer.rejected
-        committer.commit(self.convert(src_rows), len(src_rows) < size)
-        self.report(self.job.plan.source_table, committer.rows_written - rows, committer.rejected - rejects)
-        last = self.reader.key_of(src_rows[-1])[0] if src_rows else 0
-        return len(src_rows), int(last)
+        read, last = self.ctx.redo(INFO_KEY, after, upto, final=True, one_page=True)
+        return read, int(last[0]) if last else 0

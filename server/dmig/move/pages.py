@@ -16,6 +16,7 @@ from dmig.move.readers import Reader
 from dmig.move.rejects import Batch, Committer
 from dmig.move.transforms import TargetSpec
 from dmig.move.typemap import Kind
+from dmig.move.writers import Writer
 
 if TYPE_CHECKING:
     from dmig.move.worker import PartitionJob
@@ -34,6 +35,33 @@ class PageContext:
     convert: ConvertFn  # source rows -> a Batch for committer.commit (the general path's conversion)
     report: ReportFn  # (table, rows, rejects) progress
     check: Callable[[], None]  # raises when the coordinating process is gone
+
+    def redo(
+        self, info_key: str, after: tuple[Any, ...] | None, upto: tuple[Any, ...] | None, final: bool, one_page: bool
+    ) -> tuple[int, tuple[Any, ...] | None]:
+        """Source rows in (after, upto] through the general path (conversion, bisection, rejects), a page at
+        a time (only the first when ``one_page``), for what a fast path cannot do itself. The partition's
+        fast-path sums (``info_key``) become "mixed": converted rows have none, so verification checksums.
+        Returns (source rows read, the last one's key)."""
+        part, committer = self.committer.part, self.committer
+        part.info = {
+            **part.info,
+            "redone_pages": int(part.info.get("redone_pages", 0)) + 1,
+            info_key: {"spec": "mixed"},
+        }
+        size, read, last = self.job.batch_size, 0, None
+        while True:
+            self.check()
+            src_rows = self.reader.page(after, upto, size)
+            short = len(src_rows) < size
+            rows, rejects = committer.rows_written, committer.rejected
+            committer.commit(self.convert(src_rows), short and final)
+            self.report(self.job.plan.source_table, committer.rows_written - rows, committer.rejected - rejects)
+            read += len(src_rows)
+            last = self.reader.key_of(src_rows[-1]) if src_rows else last
+            if short or one_page:
+                return read, last
+            after = last
 
 
 def rows_unchanged(plan: TablePlan, spec: TargetSpec, mode: str) -> bool:
@@ -76,3 +104,8 @@ def _encodable(kind: Kind) -> bool:
     if kind.name == "datetime":
         return not kind.tz
     return kind.name == "decimal"
+
+
+def binary_copy_in(writer: Writer) -> str:
+    """The fast paths' load statement: the writer's table and columns, binary COPY."""
+    return f"COPY {writer.qtable} ({', '.join(writer.qcols)}) FROM STDIN (FORMAT BINARY)"

@@ -46,7 +46,7 @@ from psycopg import pq
 
 from dmig import native
 from dmig.move.checkpoints import PartState, decode_key, encode_key
-from dmig.move.pages import PageContext, rows_unchanged
+from dmig.move.pages import PageContext, binary_copy_in, rows_unchanged
 from dmig.move.rawconn import RawConn
 from dmig.move.readers import Reader
 from dmig.move.rejects import PartitionLost
@@ -95,7 +95,7 @@ def binary_sum(raw: RawConn, table: str, schema: str | None, columns: list[str])
     return hasher.rows, hasher.total
 
 
-def _column_types(raw: RawConn, table: str, schema: str | None) -> dict[str, tuple[str, bool]]:
+def column_types(raw: RawConn, table: str, schema: str | None) -> dict[str, tuple[str, bool]]:
     """Column name -> (type as written, binary form portable between databases)."""
     stmt = _COLUMN_TYPES.bindparams(first=FIRST_USER_OID, name=raw.quote_table(table, schema))
     return {name: (typ, bool(portable)) for name, typ, portable in raw.all(stmt)}
@@ -113,8 +113,8 @@ def usable(job: PartitionJob, spec: TargetSpec, reader: Reader, writer: Writer) 
         return False
     try:
         same_session = reader.raw.all(_SESSION) == writer.raw.all(_SESSION)
-        src = _column_types(reader.raw, plan.source_table, plan.source_schema)
-        tgt = _column_types(writer.raw, plan.target_table, plan.target_schema)
+        src = column_types(reader.raw, plan.source_table, plan.source_schema)
+        tgt = column_types(writer.raw, plan.target_table, plan.target_schema)
     finally:
         writer.raw.rollback()  # leave no transaction open on the target before the first page
     return same_session and all(n in src and src[n][1] and src[n] == tgt.get(n) for n in names)
@@ -148,15 +148,14 @@ class PassThrough:
     """Copies one partition's key ranges as raw binary COPY streams; see the module docstring."""
 
     def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
         self.job, self.reader, self.committer = ctx.job, ctx.reader, ctx.committer
-        self.convert, self.report, self.check = ctx.convert, ctx.report, ctx.check
-        job, reader, committer = ctx.job, ctx.reader, ctx.committer
-        plan = job.plan
-        self.src, self.tgt = reader.raw, committer.writer.raw
+        self.report, self.check = ctx.report, ctx.check
+        plan, writer = ctx.job.plan, ctx.committer.writer
+        self.src, self.tgt = ctx.reader.raw, writer.raw
         self.key = sa.column(plan.key[0])
-        self.select = sa.select(*[sa.column(c.name) for c in plan.columns]).select_from(reader.table)
-        writer = committer.writer
-        self.copy_in = f"COPY {writer.qtable} ({', '.join(writer.qcols)}) FROM STDIN (FORMAT BINARY)"
+        self.select = sa.select(*[sa.column(c.name) for c in plan.columns]).select_from(ctx.reader.table)
+        self.copy_in = binary_copy_in(writer)
 
     def _bounds(self, lo: int | None, hi: int | None) -> list[Any]:
         where = []
@@ -255,27 +254,8 @@ class PassThrough:
         return add_sums(previous, self.fingerprint, rows, hasher.total)
 
     def _redo(self, lo: int | None, hi: int | None, final: bool) -> int:
-        """The range through Reader.page + Committer (decode, bisect, rejects), as the general path does it."""
-        part, committer = self.committer.part, self.committer
-        part.info = {
-            **part.info,
-            "redone_pages": int(part.info.get("redone_pages", 0)) + 1,
-            INFO_KEY: {"spec": "mixed"},  # decoded rows have no byte sums: verification checksums instead
-        }
-        after = None if lo is None else (lo,)
-        upto = None if hi is None else (hi,)
-        size = self.job.batch_size
-        before = committer.rows_written + committer.rejected
-        while True:
-            self.check()
-            src_rows = self.reader.page(after, upto, size)
-            short = len(src_rows) < size
-            rows, rejects = committer.rows_written, committer.rejected
-            committer.commit(self.convert(src_rows), short and final)
-            self.report(self.job.plan.source_table, committer.rows_written - rows, committer.rejected - rejects)
-            if short:
-                return committer.rows_written + committer.rejected - before
-            after = self.reader.key_of(src_rows[-1])
+        after, upto = (None if lo is None else (lo,)), (None if hi is None else (hi,))
+        return self.ctx.redo(INFO_KEY, after, upto, final, one_page=False)[0]
 
 
 def _pipe(
