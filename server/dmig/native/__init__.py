@@ -62,8 +62,6 @@ class Page(ctypes.Structure):
         ("cap", ctypes.c_size_t),
         ("sum", Sum),
         ("last_key", ctypes.c_longlong),
-        ("bail_col", ctypes.c_int),
-        ("bail_row", ctypes.c_longlong),
         ("err", ctypes.c_char * 256),
     ]
 
@@ -234,16 +232,14 @@ class Hasher:
                     return
                 data = data[skip:]
             self._started = True
-        used = self._feed(self.native.dmig_hash_binrows, data)
+        if isinstance(data, bytearray):  # passed in place, not copied
+            data_ptr: Any = ctypes.addressof((ctypes.c_char * len(data)).from_buffer(data))
+        else:
+            data_ptr = data
+        used = int(self.native.dmig_hash_binrows(ctypes.byref(self.state), data_ptr, len(data)))
         if used < 0:
             raise ValueError("broken binary COPY framing")
         self._carry = bytes(data[used:])
-
-    def _feed(self, fn: ctypes._CFuncPtr, buf: bytes | bytearray) -> int:  # type: ignore[name-defined]
-        if isinstance(buf, bytearray):
-            arr = (ctypes.c_char * len(buf)).from_buffer(buf)
-            return int(fn(ctypes.byref(self.state), ctypes.addressof(arr), len(buf)) or 0)
-        return int(fn(ctypes.byref(self.state), buf, len(buf)) or 0)
 
     @property
     def rows(self) -> int:

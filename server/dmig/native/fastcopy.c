@@ -332,8 +332,6 @@ typedef struct {
     size_t len, cap;
     dmig_sum sum;
     long long last_key;
-    int bail_col;  /* the column whose value stopped the page (DMIG_BAIL) */
-    long long bail_row; /* rows encoded before it */
     char err[256];
 } dmig_page;
 
@@ -591,8 +589,6 @@ int dmig_sq_page(void *stmt, const int *codes, const int *args, int ncols, int k
     }
     pg->len = 0;
     pg->sum.rows = pg->sum.lo = pg->sum.hi = 0;
-    pg->bail_col = -1;
-    pg->bail_row = 0;
     pg->err[0] = 0;
     for (;;) {
         int rc = sqlite3_step(st);
@@ -613,11 +609,8 @@ int dmig_sq_page(void *stmt, const int *codes, const int *args, int ncols, int k
         char *o = put_be(start, (uint64_t)ncols, 2);
         for (int c = 0; c < ncols; c++) {
             o = encode(st, c, types[c], codes[c], args[c], o);
-            if (!o) {
-                pg->bail_col = c;
-                pg->bail_row = (long long)pg->sum.rows;
-                return DMIG_BAIL;
-            }
+            if (!o)
+                return DMIG_BAIL; /* the caller redoes the whole page through the general path */
         }
         sum_add(&pg->sum, dmig_xxh64(start, (size_t)(o - start), 0));
         pg->len = (size_t)(o - pg->buf);
