@@ -132,7 +132,8 @@ class _Copy:
         self.src_url, self.tgt_url, self.src, self.tgt = src_url, tgt_url, src, tgt
         self.sd, self.td = dialect_of(src_url), dialect_of(tgt_url)
         self.workers = req.workers or os.cpu_count() or 1
-        self._source = src_url.render_as_string(hide_password=False)  # for the diff's own engines, never shown
+        # With their passwords, for the workers' and the diff's own engines; never shown.
+        self._source = src_url.render_as_string(hide_password=False)
         self._target = tgt_url.render_as_string(hide_password=False)
         self._early_checks: dict[str, Future[TableCheck]] = {}
         self.started = time.monotonic()
@@ -200,8 +201,8 @@ class _Copy:
             self.rc.progress(done, total, "verifying row counts and checksums")
 
     def _verify_timed(self, entries: list[Entry]) -> Verification:
-        """The checks, from the checkpoints as the load left them. On PostgreSQL this runs beside the
-        foreign key builds: those validate with one query on one core, the read-backs use the other."""
+        """The checks not started early, from the checkpoints as the load left them, with the early ones'
+        results. On PostgreSQL this runs beside the foreign key validations (one serial query each)."""
         started = time.monotonic()
         verification = self._verify(entries, self.store.load())
         verification.seconds = round(time.monotonic() - started, 3)
@@ -426,18 +427,16 @@ class _Copy:
             self.tracker.add_table(e.name, max(e.plan.estimate, 0), sum(p.rows for p in parts))
         self.tracker.start()
         workers = 1 if self.td == "sqlite" else self.workers
-        source = self.src_url.render_as_string(hide_password=False)
-        target = self.tgt_url.render_as_string(hide_password=False)
         for level in self._levels(entries):
             jobs = []
             for e in level:
-                hash_spec = self._stream_spec(e, source, target)
+                hash_spec = self._stream_spec(e)
                 for n, part in sorted(state.get(e.name, {}).items()):
                     if n >= 0 and not part.done:
                         jobs.append(
                             PartitionJob(
-                                source_url=source,
-                                target_url=target,
+                                source_url=self._source,
+                                target_url=self._target,
                                 plan=e.plan,
                                 part=n,
                                 run_id=self.run_id,
@@ -500,7 +499,7 @@ class _Copy:
                 if e.created and not e.error:
                     self._build_indexes(e)
 
-    def _stream_spec(self, e: Entry, source: str, target: str) -> HashSpec | None:
+    def _stream_spec(self, e: Entry) -> HashSpec | None:
         """Have the workers hash the source rows for verification when the target will hold exactly those rows.
 
         Planning it reflects both tables (~45 ms): for a table of a few hundred rows one checksum query per
@@ -510,7 +509,7 @@ class _Copy:
             return None
         if fast_path_expected(e.plan, e.spec, self.req.mode):
             return None
-        return stream_spec(source, target, e.plan, e.spec)
+        return stream_spec(self._source, self._target, e.plan, e.spec)
 
     def _post_load(self, entries: list[Entry]) -> None:
         if self.builds is not None:
