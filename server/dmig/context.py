@@ -35,6 +35,12 @@ class RunContext:
     actor: str = "AG-DATAMIGRATION"
     front_end: str = "cli"
 
+    def __post_init__(self) -> None:
+        # Every file written under this folder is confined to it (dmig.fsutil resolves each target).
+        from dmig import fsutil
+
+        fsutil.register_root(self.project_dir)
+
     def project_path(self, value: str | os.PathLike[str] | None, *, default: str | None = None) -> Path:
         """Resolve a user-given path and refuse anything outside the project (symlinks included)."""
         raw = value if value not in (None, "") else default

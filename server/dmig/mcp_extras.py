@@ -239,7 +239,7 @@ def read_project_file(project_dir: Path, relative: Path) -> str:
             f"{relative.as_posix()} is {size:,} bytes, more than the {MAX_RESOURCE_BYTES:,} served as a resource: "
             "read it from the project folder instead"
         )
-    return path.read_text(encoding="utf-8", errors="replace")
+    return redact(path.read_text(encoding="utf-8", errors="replace"))
 
 
 def _mime(filename: str) -> str:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from dmig import __version__
 from dmig.context import RunContext
 from dmig.errors import DmigError, ErrorInfo, InvalidInput, internal_error, validation_error
-from dmig.redact import redact
+from dmig.redact import redact, redact_obj
 from dmig.registry import ToolSpec, run_tool, tools_for
 
 log = logging.getLogger("dmig.mcp")
@@ -75,6 +75,24 @@ def _signature_for(spec: ToolSpec) -> inspect.Signature:
     return inspect.Signature(params, return_annotation=spec.output_model)
 
 
+def _redacted(spec: ToolSpec, out: Any) -> Any:
+    """The result with every credential masked (a test's output, a message echoing a password...).
+
+    Re-validated into the output model so the structured content still matches the advertised
+    schema; a result that cannot carry the mask is refused rather than sent with the secret.
+    """
+    data = out.model_dump(mode="json", by_alias=True)
+    clean = redact_obj(data)
+    if clean == data:
+        return out
+    try:
+        return spec.output_model.model_validate(clean)
+    except ValidationError:
+        raise InvalidInput(
+            f"the result of {spec.name} holds a credential that cannot be masked; not returned"
+        ) from None
+
+
 def _make_handler(spec: ToolSpec, base: RunContext):
     async def handler(ctx: Context, **kwargs: Any):
         def progress(done: float, total: float | None = None, message: str | None = None) -> None:
@@ -90,7 +108,8 @@ def _make_handler(spec: ToolSpec, base: RunContext):
             _refuse_unknown_arguments(ctx, spec)
             given = set(getattr(getattr(ctx, "_input_params", None), "arguments", None) or {})
             arguments = {k: v for k, v in kwargs.items() if k in given}
-            return await anyio.to_thread.run_sync(run_tool, spec, arguments, rc)
+            out = await anyio.to_thread.run_sync(run_tool, spec, arguments, rc)
+            return _redacted(spec, out)
         except DmigError as exc:
             raise ToolError(error_text(exc.info())) from None
         except ValidationError as exc:

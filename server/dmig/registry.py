@@ -174,6 +174,7 @@ def _run_audited(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> B
     from dmig import audit
     from dmig.errors import DmigError
 
+    audit.preflight(rc.project_dir)  # a change that could not be audited is not made
     started = time.perf_counter()
     outcome, result = "error:E_INTERNAL", None
     try:

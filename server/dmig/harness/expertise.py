@@ -43,6 +43,7 @@ from dmig.assets import asset_path, schema_path
 from dmig.context import RunContext
 from dmig.errors import Conflict, CorruptFile, DmigError, InvalidInput, NotFound
 from dmig.models import Input
+from dmig.redact import redact_obj
 
 PROJECT_FILE = ".agileflow/experts/datamigration/expertise.yaml"
 ENVIRONMENT_FILE = "docs/00-meta/environment.json"
@@ -548,6 +549,8 @@ def self_improve(
         changes = _apply_updates(data, imp, project_dir)
         learning = _add_learning(data, imp, affected, now)
         data["last_updated"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The memory is read back into every later session: never a credential in it.
+        data, learning = redact_obj(data), redact_obj(learning)
         text, folded, aggregated = fold_to_fit(data)
         problems = schema_problems(_plain(_parse(text), [MAX_NODES]))
         if problems:

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from dmig import fsutil
 from dmig.assets import schema_path
 from dmig.errors import CorruptFile, InvalidInput, NotFound
+from dmig.redact import redact_obj
 
 DEFAULT_INDENT: int | str = 2
 _INDENT = re.compile(r"^\{\s*\n([ \t]+)\S")
@@ -104,7 +105,11 @@ def load(path: Path, schema_name: str, *, label: str) -> JsonDoc | None:
 
 
 def save(doc: JsonDoc, schema_name: str, *, label: str) -> bool:
-    """Validate then replace atomically; False (and no write) when nothing changed."""
+    """Mask credentials, validate, then replace atomically; False (and no write) when nothing changed.
+
+    Masking the object (not the JSON text) keeps the mask inside strings whatever JSON escapes.
+    """
+    doc.data = redact_obj(doc.data)
     problems = schema_problems(doc.data, schema_name)
     if problems:
         raise InvalidInput(f"the change would make {label} invalid: {problems[0]}", problems=problems)

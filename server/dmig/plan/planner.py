@@ -33,6 +33,7 @@ from dmig.plan.model import (
     sealed,
 )
 from dmig.plan.rules import validation_rules
+from dmig.redact import redact_obj
 from dmig.spec.context import OpContext
 from dmig.spec.live import live_context
 from dmig.spec.models import MigrationSpec
@@ -325,7 +326,9 @@ def plan_migration(
         estimated_seconds=_phase_seconds(steps, backfills),
     )
     report(5, 5, "plan ready")
-    return sealed(plan)
+    # Mask credentials (a password pasted into a spec's description...) BEFORE sealing: the file is
+    # written from this object, and masking it afterwards would break the checksum.
+    return sealed(Plan.model_validate(redact_obj(plan.model_dump(mode="json", by_alias=True))))
 
 
 def _counts(findings: list[Finding]) -> dict[str, int]:

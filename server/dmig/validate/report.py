@@ -98,7 +98,7 @@ def write_report(run: ValidationRun, project_dir: Path, *, rules: str | None) ->
     while path.exists():
         path = folder / f"{stem}-{n}.md"
         n += 1
-    atomic_write_text(path, redact(markdown(run, rules=rules, when=when)))
+    atomic_write_text(path, redact(markdown(run, rules=rules, when=when)), root=project_dir)
     return path
 
 
