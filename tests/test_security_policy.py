@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from dmig import policy
 from dmig.context import RunContext
+from dmig.db import engine
 from dmig.tools.migrate import ConfirmedPlanInput, RunMigrationInput, abort_tool, run_tool
 from execute_helpers import split_spec, users_table
 from policy_helpers import (
@@ -229,3 +231,43 @@ def test_refusals_come_before_any_connection(project: Path, monkeypatch: pytest.
     rules = write_yaml(project, "rules/r.yaml", {"target": "postgresql://u@198.51.100.7/x", "checks": CHECKS})
     code, _, seconds = refused(lambda: tool(project, "validate", {"rules": rules}))
     assert code == "E_POLICY" and seconds < 1
+
+
+# ------------------------------------------------------------------------------------------- backstop
+
+
+def test_the_connect_backstop_refuses_what_no_source_admitted(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A URL source that forgot policy.admit cannot open an engine to a database the call did not admit."""
+    urls = {}
+    for name in ("app", "live", "prod", "other"):
+        urls[name] = f"sqlite:///{tmp_path / f'{name}.db'}"
+        users_table(urls[name])
+        monkeypatch.setenv(f"{name.upper()}_URL", urls[name])
+    write_policy(project, STRICT)
+    with policy.gate(project):
+        for url in (urls["prod"], urls["other"], "env:PROD_URL"):
+            with pytest.raises(policy.PolicyDenied):
+                engine.create(url)
+        assert policy.admit("prod", "read", field="url") == "env:PROD_URL"
+        engine.create(urls["prod"]).dispose()  # admitted in this call
+        with pytest.raises(policy.PolicyDenied):
+            engine.create(urls["other"])
+    engine.create(urls["other"]).dispose()  # outside a tool call there is no policy to apply
+
+
+def test_verify_backup_scratch_passes_the_backstop(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dmig's own scratch databases (verify_backup) are admitted; the backed-up database is still checked."""
+    app = f"sqlite:///{tmp_path / 'app.db'}"
+    users_table(app)
+    monkeypatch.setenv("APP_URL", app)
+    write_policy(project, STRICT)
+    taken = tool(project, "backup", {"url": "app"})
+    verified = tool(project, "verify_backup", {"backup_id": taken.backup.backup_id})
+    assert verified.verification.checksums_ok
+    monkeypatch.setenv("APP_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")  # the backed-up file is now ad hoc
+    code, _, _ = refused(lambda: tool(project, "verify_backup", {"backup_id": taken.backup.backup_id}))
+    assert code == "E_POLICY"

@@ -38,7 +38,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -346,10 +346,20 @@ def require_recent_verified_backup(project_dir: Path, resolved: Resolved) -> Non
 
 @dataclass
 class Gate:
-    """The policy of one tool call: read once when the call starts, consulted by every admit in it."""
+    """The policy of one tool call: read once when the call starts, consulted by every admit in it.
+
+    ``admitted``: the databases admitted (or created by dmig) so far in this call, for the
+    connect-time backstop :func:`check_connect`.
+    """
 
     project_dir: Path
     policy: Policy | None
+    admitted: set[tuple[Any, ...]] = field(default_factory=set)
+
+    def remember(self, value: str) -> None:
+        reached = _identity_of(value)
+        if reached is not None:
+            self.admitted.add(reached)
 
 
 _GATE: contextvars.ContextVar[Gate | None] = contextvars.ContextVar("dmig_policy_gate", default=None)
@@ -381,4 +391,49 @@ def admit(raw: str, access: Access, *, field: str, destructive: bool = False, pr
     resolved = resolve(current.policy, raw, access, field=field)
     if destructive and access == "write" and resolved.production:
         require_recent_verified_backup(current.project_dir, resolved)
+    if current.policy is not None:
+        current.remember(resolved.value)
     return resolved.value
+
+
+def check_connect(url: URL) -> None:
+    """The backstop under :func:`admit`, called by ``dmig.db.engine.create`` for every engine.
+
+    Inside a tool call under a policy, a database the policy names can only be reached once
+    :func:`admit` let it in during this call, and any other database only if ad-hoc URLs are
+    allowed or dmig created it in this call (:func:`created_here`: verify_backup's scratch). A URL
+    source that forgot to call admit is thus refused here, before the connection, instead of
+    silently bypassing the policy. Outside a tool call (library use; the copy's worker threads,
+    which only reach what the call admitted) it is a no-op.
+    """
+    current = _GATE.get()
+    if current is None or current.policy is None:
+        return
+    try:
+        reached = identity(url)
+    except DmigError:
+        return  # not a URL we could connect with either; the engine reports it
+    if reached in current.admitted:
+        return
+    named = _matching_entries(current.policy, reached)
+    if named:
+        raise PolicyDenied(
+            f"a connection to database {named[0]!r} was not admitted by {POLICY_PATH} in this call; refused",
+            alias=named[0],
+            reason="not_admitted",
+        )
+    if current.policy.allow_ad_hoc_urls:
+        return
+    raise PolicyDenied(
+        f"a connection to a database that is not in {POLICY_PATH} was attempted and the policy does not allow "
+        "ad-hoc URLs; refused",
+        reason="not_admitted",
+    )
+
+
+def created_here(url: URL) -> None:
+    """A throw-away database dmig itself just created for this call (a scratch): connections to it are admitted."""
+    current = _GATE.get()
+    if current is not None:
+        with contextlib.suppress(DmigError):
+            current.admitted.add(identity(url))
