@@ -6,7 +6,20 @@ environment variable that holds its URL (the URL itself never lives in the file)
 be written, and whether it is production (destructive steps then need a verified backup younger
 than ``max_backup_age``). A URL that is not in the policy is refused unless ``allow_ad_hoc_urls``
 is true. Without a policy file every URL is allowed (a developer's laptop); the file is the
-opt-in to being strict, and once it exists unknown keys or a malformed file fail closed.
+opt-in to being strict, and once it exists anything wrong with it fails closed: unknown keys, bad
+YAML, YAML anchors/aliases, more than ``MAX_POLICY_BYTES``, a symlink leaving the project, a
+directory or device in its place, an unreadable file. Each of these answers ``E_CORRUPT_FILE``
+within milliseconds, before any database is connected.
+
+Enforcement has ONE entry point, :func:`admit`: every database URL passes through it before a
+connection is opened, whatever its source (a tool argument, a migration spec's ``database:``, a
+validation rules file, the target stored in a plan, the URL a backup manifest recorded). It maps
+the URL to the policy entries it names (by alias, by ``env:`` variable name, and by comparing the
+database it reaches with every entry's: host, port and database, password and options ignored, so
+a literal production URL or an innocently named variable that now points at production is
+treated as production), applies the strictest of them, and for destructive steps on production
+demands a recent verified backup. ``registry.run_tool`` opens a :func:`gate` around each tool call
+so the policy is read once per call and every admit in it sees the same file.
 
 Example::
 
@@ -19,21 +32,34 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dmig.errors import CorruptFile, DmigError, InvalidInput
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 POLICY_PATH = Path("docs") / "00-meta" / "dmig-policy.yaml"
+# A real policy is a few hundred bytes; the limits only have to stop a hostile file from costing time.
+MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_EVENTS = 20_000
+MAX_POLICY_DEPTH = 16
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _ALIAS = re.compile(r"^(?:db:)?(?P<alias>[A-Za-z][A-Za-z0-9_-]{0,62})$")
 _ENV_REF = re.compile(r"^(?:env:|\$)\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?$")
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 Access = Literal["read", "write"]
 
@@ -51,7 +77,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 class DatabaseEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the URL.")
     writable: bool = False
@@ -67,71 +93,215 @@ class DatabaseEntry(BaseModel):
 
 
 class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     version: Literal[1] = 1
     allow_ad_hoc_urls: bool = False
     databases: dict[str, DatabaseEntry] = Field(default_factory=dict)
 
+    @field_validator("databases")
+    @classmethod
+    def _aliases(cls, v: dict[str, DatabaseEntry]) -> dict[str, DatabaseEntry]:
+        bad = [name for name in v if not _ALIAS.match(name) or name.startswith("db:")]
+        if bad:
+            raise ValueError(f"database aliases must be letters, digits, _ or -, starting with a letter: {bad[:5]}")
+        return v
+
 
 class Resolved(BaseModel):
-    """What a URL argument turned out to be under the policy."""
+    """What a URL turned out to be under the policy (the strictest of the entries it names)."""
 
     value: str  # what the service should receive (an env: reference for aliases)
-    alias: str | None = None
-    entry: DatabaseEntry | None = None
+    aliases: list[str] = Field(default_factory=list)
+    production: bool = False
+    max_backup_age: str | None = None
+
+    @property
+    def alias(self) -> str | None:
+        return self.aliases[0] if self.aliases else None
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+
+def _corrupt(problem: str) -> CorruptFile:
+    return CorruptFile(
+        f"{POLICY_PATH} is not a valid policy ({problem}); every database tool is refused until it is fixed",
+        path=str(POLICY_PATH),
+        problem=problem[:300],
+    )
+
+
+def _read_bounded(root: Path, path: Path) -> bytes | None:
+    """The policy file's bytes, or None when there is none; refuse anything that is not a small file here.
+
+    The size is checked with fstat on the opened descriptor (a FIFO cannot block the open:
+    O_NONBLOCK), before a byte is read, and the read itself stops one byte past the limit.
+    """
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise _corrupt(f"cannot stat it: {exc.strerror}") from None
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise _corrupt("it is a dangling or looping symlink") from None
+    if real != root and root not in real.parents:
+        raise _corrupt("it is a symlink to a file outside the project")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _corrupt(f"cannot open it: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _corrupt("it is not a regular file")
+        if st.st_size > MAX_POLICY_BYTES:
+            raise _corrupt(f"it is {st.st_size} bytes; a policy may have at most {MAX_POLICY_BYTES}")
+        chunks, size = [], 0
+        while size <= MAX_POLICY_BYTES:
+            chunk = os.read(fd, min(65536, MAX_POLICY_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_POLICY_BYTES:
+            raise _corrupt(f"it has more than {MAX_POLICY_BYTES} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _corrupt(f"cannot read it: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> Any:
+    """YAML with a bounded number of nodes and depth, and no anchors or aliases (no billion laughs).
+
+    Policy-local on purpose (small and self-contained); a general bounded loader may replace it.
+    """
+    depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=_Loader), start=1):
+        if events > MAX_POLICY_EVENTS:
+            raise _corrupt(f"it has more than {MAX_POLICY_EVENTS} YAML nodes")
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _corrupt("YAML anchors and aliases are not allowed in a policy")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_POLICY_DEPTH:
+                raise _corrupt(f"it nests deeper than {MAX_POLICY_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return yaml.load(text, Loader=_Loader)
 
 
 def load(project_dir: Path) -> Policy | None:
-    path = project_dir / POLICY_PATH
-    if not path.exists():
+    """The project's policy; None when there is no policy file; CorruptFile when it cannot be trusted."""
+    root = Path(project_dir).resolve()
+    raw = _read_bounded(root, root / POLICY_PATH)
+    if raw is None:
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Policy.model_validate(data)
-    except (yaml.YAMLError, ValidationError, UnicodeDecodeError) as exc:
-        raise CorruptFile(
-            f"{POLICY_PATH} is not a valid policy; every database tool is refused until it is fixed",
-            path=str(POLICY_PATH),
-            problem=str(exc).splitlines()[0][:300],
-        ) from None
+        data = _parse_yaml(raw.decode("utf-8"))
+        return Policy.model_validate({} if data is None else data)
+    except CorruptFile:
+        raise
+    except UnicodeDecodeError:
+        raise _corrupt("it is not UTF-8 text") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise _corrupt(f"{where}: {first['msg']}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise _corrupt(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
-def _normalized(url_text: str) -> str | None:
-    """A URL without its password, for comparing a literal URL with a policy entry's."""
+# ------------------------------------------------------------------------------------------- identity
+
+
+def identity(url: URL) -> tuple[str, str | None, int | str | None, str]:
+    """Which database a URL reaches, whatever its spelling: (dialect, host, port, database).
+
+    The password, user, driver and options other than host/port/database overrides do not change
+    the database, so they are ignored; localhost spellings are one host; SQLite is its real path.
+    """
+    from dmig.db.urls import dialect_of
+
+    dialect = dialect_of(url)
+    query = dict(url.query)
+
+    def q(key: str) -> str | None:
+        value = query.get(key)
+        return str(value[0] if isinstance(value, tuple) and value else value) if value else None
+
+    if dialect == "sqlite":
+        db = url.database or ""
+        if db.startswith("file:"):
+            db = db[5:].split("?", 1)[0]
+        return ("sqlite", None, None, os.path.realpath(db) if db and db != ":memory:" else ":memory:")
+    host = (q("host") or q("unix_socket") or url.host or "").lower().rstrip(".")
+    if not host or host == "localhost" or host.startswith(("127.", "/")) or host in ("::1", "[::1]"):
+        host = "loopback"
+    port = q("port") or url.port or _DEFAULT_PORTS[dialect]
+    database = q("dbname") or q("database") or url.database or (url.username or "" if dialect == "postgresql" else "")
+    return (dialect, host, int(port) if str(port).isdigit() else str(port), database)
+
+
+def _identity_of(text: str) -> tuple[Any, ...] | None:
     from dmig.db.urls import parse_url
 
     try:
-        return parse_url(url_text).set(password=None).render_as_string(hide_password=False)
+        return identity(parse_url(text))
     except DmigError:
         return None
 
 
+def _matching_entries(policy: Policy, reached: tuple[Any, ...] | None) -> list[str]:
+    """Every entry whose environment variable currently names the database ``reached``."""
+    if reached is None:
+        return []
+    names = []
+    for name, entry in policy.databases.items():
+        value = os.environ.get(entry.env)
+        if value and _identity_of(value) == reached:
+            names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------------------------------- decisions
+
+
 def resolve(policy: Policy | None, raw: str, access: Access, *, field: str) -> Resolved:
-    """Map an alias to its env reference and enforce the policy for one URL argument."""
+    """Map an alias to its env reference and enforce the policy for one URL (see the module docstring)."""
     if policy is None:
         return Resolved(value=raw)
     text = raw.strip()
-    entry_name: str | None = None
+    value = raw
+    names: list[str] = []
     m_alias = _ALIAS.match(text)
+    m_env = _ENV_REF.match(text)
     if m_alias and m_alias["alias"] in policy.databases:
-        entry_name = m_alias["alias"]
-    elif (m_env := _ENV_REF.match(text)) is not None:
-        entry_name = next((n for n, e in policy.databases.items() if e.env == m_env["name"]), None)
+        alias = m_alias["alias"]
+        names.append(alias)
+        value = f"env:{policy.databases[alias].env}"
+        reached = _identity_of(value)
+    elif m_env is not None:
+        names += [n for n, e in policy.databases.items() if e.env == m_env["name"]]
+        reached = _identity_of(text)
     elif "://" in text:
-        wanted = _normalized(text)
-        for name, entry in policy.databases.items():
-            value = os.environ.get(entry.env)
-            if wanted and value and _normalized(value) == wanted:
-                entry_name = name
-                break
+        reached = _identity_of(text)
     elif m_alias:
         raise InvalidInput(
-            f"{field}: no database named {text!r} in {POLICY_PATH}",
-            field=field,
-            known=sorted(policy.databases),
+            f"{field}: no database named {text!r} in {POLICY_PATH}", field=field, known=sorted(policy.databases)
         )
-    if entry_name is None:
+    else:
+        reached = None
+    names += [n for n in _matching_entries(policy, reached) if n not in names]
+    if not names:
         if policy.allow_ad_hoc_urls:
             return Resolved(value=raw)
         raise PolicyDenied(
@@ -140,16 +310,19 @@ def resolve(policy: Policy | None, raw: str, access: Access, *, field: str) -> R
             field=field,
             known=sorted(policy.databases),
         )
-    entry = policy.databases[entry_name]
-    if access == "write" and not entry.writable:
-        raise PolicyDenied(f"{field}: database {entry_name!r} is read-only by policy", alias=entry_name)
-    return Resolved(value=f"env:{entry.env}", alias=entry_name, entry=entry)
+    entries = [policy.databases[n] for n in names]
+    if access == "write":
+        locked = [n for n, e in zip(names, entries, strict=True) if not e.writable]
+        if locked:
+            raise PolicyDenied(f"{field}: database {locked[0]!r} is read-only by policy", field=field, alias=locked[0])
+    prod = [e for e in entries if e.production]
+    age = min((e.max_backup_age for e in prod), key=parse_duration) if prod else None
+    return Resolved(value=value, aliases=names, production=bool(prod), max_backup_age=age)
 
 
-def require_recent_verified_backup(rc: object, resolved: Resolved) -> None:
+def require_recent_verified_backup(project_dir: Path, resolved: Resolved) -> None:
     """Production databases: a destructive step needs a verified backup younger than max_backup_age."""
-    assert resolved.entry is not None
-    max_age = parse_duration(resolved.entry.max_backup_age)
+    age = resolved.max_backup_age or "24h"
     try:
         from dmig.backup.service import latest_verified_backup
     except ImportError:
@@ -158,11 +331,109 @@ def require_recent_verified_backup(rc: object, resolved: Resolved) -> None:
             "installation has no backup module",
             alias=resolved.alias,
         ) from None
-    backup = latest_verified_backup(rc.project_dir, resolved.value, max_age=max_age)  # type: ignore[attr-defined]
+    backup = latest_verified_backup(Path(project_dir), resolved.value, max_age=parse_duration(age))
     if backup is None:
         raise PolicyDenied(
             f"database {resolved.alias!r} is production: run backup and verify_backup first "
-            f"(a verified backup younger than {resolved.entry.max_backup_age} is required)",
+            f"(a verified backup younger than {age} is required)",
             alias=resolved.alias,
-            max_backup_age=resolved.entry.max_backup_age,
+            max_backup_age=age,
         )
+
+
+# ------------------------------------------------------------------------------------------- the gate
+
+
+@dataclass
+class Gate:
+    """The policy of one tool call: read once when the call starts, consulted by every admit in it.
+
+    ``admitted``: the databases admitted (or created by dmig) so far in this call, for the
+    connect-time backstop :func:`check_connect`.
+    """
+
+    project_dir: Path
+    policy: Policy | None
+    admitted: set[tuple[Any, ...]] = field(default_factory=set)
+
+    def remember(self, value: str) -> None:
+        reached = _identity_of(value)
+        if reached is not None:
+            self.admitted.add(reached)
+
+
+_GATE: contextvars.ContextVar[Gate | None] = contextvars.ContextVar("dmig_policy_gate", default=None)
+
+
+@contextlib.contextmanager
+def gate(project_dir: Path) -> Iterator[Gate]:
+    """Read the policy (a corrupt one raises here, before anything else runs) for the calls inside."""
+    current = Gate(Path(project_dir), load(project_dir))
+    token = _GATE.set(current)
+    try:
+        yield current
+    finally:
+        _GATE.reset(token)
+
+
+def admit(raw: str, access: Access, *, field: str, destructive: bool = False, project_dir: Path | None = None) -> str:
+    """THE enforcement point: call it with every database URL, whatever its source, before connecting.
+
+    Returns the value to connect with (an alias becomes its ``env:`` reference). Inside a tool call
+    the call's gate decides; outside one (a library caller) the policy of ``project_dir`` does, and
+    with neither there is no project and so no policy.
+    """
+    current = _GATE.get()
+    if current is None:
+        if project_dir is None:
+            return raw
+        current = Gate(Path(project_dir), load(project_dir))
+    resolved = resolve(current.policy, raw, access, field=field)
+    if destructive and access == "write" and resolved.production:
+        require_recent_verified_backup(current.project_dir, resolved)
+    if current.policy is not None:
+        current.remember(resolved.value)
+    return resolved.value
+
+
+def check_connect(url: URL) -> None:
+    """The backstop under :func:`admit`, called by ``dmig.db.engine.create`` for every engine.
+
+    Inside a tool call under a policy, a database the policy names can only be reached once
+    :func:`admit` let it in during this call, and any other database only if ad-hoc URLs are
+    allowed or dmig created it in this call (:func:`created_here`: verify_backup's scratch). A URL
+    source that forgot to call admit is thus refused here, before the connection, instead of
+    silently bypassing the policy. Outside a tool call (library use; the copy's worker threads,
+    which only reach what the call admitted) it is a no-op.
+    """
+    current = _GATE.get()
+    if current is None or current.policy is None:
+        return
+    try:
+        reached = identity(url)
+    except DmigError:
+        return  # not a URL we could connect with either; the engine reports it
+    if reached in current.admitted:
+        return
+    named = _matching_entries(current.policy, reached)
+    if named:
+        raise PolicyDenied(
+            f"a connection to database {named[0]!r} was not admitted by {POLICY_PATH} in this call; refused",
+            alias=named[0],
+            reason="not_admitted",
+        )
+    if current.policy.allow_ad_hoc_urls:
+        return
+    raise PolicyDenied(
+        f"a connection to a database that is not in {POLICY_PATH} was attempted and the policy does not allow "
+        "ad-hoc URLs; refused",
+        reason="not_admitted",
+    )
+
+
+def created_here(url: URL) -> None:
+    """A throw-away database dmig itself just created for this call (a scratch): connections to it are admitted."""
+    current = _GATE.get()
+    if current is not None:
+        with contextlib.suppress(DmigError):
+            current.admitted.add(identity(url))

@@ -8,6 +8,7 @@ needs editing to add a tool, which keeps the MCP server, the CLI and the docs in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import pkgutil
@@ -134,29 +135,29 @@ def url_fields(spec: ToolSpec) -> dict[str, str]:
     return fields
 
 
-def _apply_policy(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> dict[str, Any]:
-    """Resolve aliases and refuse databases the project's policy does not allow (see dmig.policy)."""
+def _apply_policy(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Admit every URL argument under the call's policy gate (see dmig.policy.admit); aliases become env refs.
+
+    URLs from other sources (spec files, rules files, plans, backup manifests) are admitted where
+    they are read, through the same ``policy.admit``.
+    """
     from dmig import policy as pol
 
-    loaded = pol.load(rc.project_dir)
-    if loaded is None:
-        return arguments
     out = dict(arguments)
     for name, access in url_fields(spec).items():
         value = out.get(name)
         if isinstance(value, str) and value:
-            resolved = pol.resolve(loaded, value, access, field=name)  # type: ignore[arg-type]
-            out[name] = resolved.value
-            if spec.destructive and resolved.entry is not None and resolved.entry.production and access == "write":
-                pol.require_recent_verified_backup(rc, resolved)
-    nested = out.get("spec")
-    if isinstance(nested, dict):
-        nested = dict(nested)
-        for key in ("source", "target"):
-            if isinstance(nested.get(key), str):
-                nested[key] = pol.resolve(loaded, nested[key], "read", field=f"spec.{key}").value
-        out["spec"] = nested
+            out[name] = pol.admit(value, access, field=name, destructive=spec.destructive)  # type: ignore[arg-type]
     return out
+
+
+def _policy_gate(spec: ToolSpec, rc: RunContext) -> contextlib.AbstractContextManager[object]:
+    """The call's policy (read once; a corrupt file refuses the call here); none for tools without a database."""
+    if not url_fields(spec):
+        return contextlib.nullcontext()
+    from dmig import policy as pol
+
+    return pol.gate(rc.project_dir)
 
 
 def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseModel:
@@ -166,7 +167,8 @@ def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseM
 
         raise ReadOnlyMode(f"tool {spec.name} is not available in read-only mode")
     if spec.read_only:
-        return spec.func(spec.input_model.model_validate(_apply_policy(spec, arguments, rc)), rc)
+        with _policy_gate(spec, rc):
+            return spec.func(spec.input_model.model_validate(_apply_policy(spec, arguments)), rc)
     return _run_audited(spec, arguments, rc)
 
 
@@ -178,8 +180,9 @@ def _run_audited(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> B
     started = time.perf_counter()
     outcome, result = "error:E_INTERNAL", None
     try:
-        inp = spec.input_model.model_validate(_apply_policy(spec, arguments, rc))
-        out = spec.func(inp, rc)
+        with _policy_gate(spec, rc):
+            inp = spec.input_model.model_validate(_apply_policy(spec, arguments))
+            out = spec.func(inp, rc)
         outcome, result = "ok", out.model_dump(mode="json")
         return out
     except DmigError as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from dmig import policy
 from dmig.backup.restore import Target
 from dmig.backup.session import db_error
 from dmig.db.engine import classify, create
@@ -53,7 +54,9 @@ def scratch(dialect: str, url: URL | None, backup_id: str, *, need_database: boo
         folder = Path(tempfile.mkdtemp(prefix="dmig-verify-"))
         try:
             path = folder / "scratch.db"
-            yield Target(URL.create("sqlite", database=str(path)), "sqlite", None, True), "temporary SQLite file"
+            target = Target(URL.create("sqlite", database=str(path)), "sqlite", None, True)
+            policy.created_here(target.url)  # ours, throw-away: the policy's connect check lets it through
+            yield target, "temporary SQLite file"
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -64,6 +67,7 @@ def scratch(dialect: str, url: URL | None, backup_id: str, *, need_database: boo
     try:
         if kind == "database":
             target = Target(url.set(database=name), dialect, None, True)
+            policy.created_here(target.url)
         else:
             target = Target(url, dialect, name, True)
         yield target, f"{kind} {name} on {display_url(url)}"

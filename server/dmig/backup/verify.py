@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from dmig import policy
 from dmig.backup import crypto
 from dmig.backup.checksum import table_checksum
 from dmig.backup.manifest import Manifest, Verification
@@ -66,7 +67,8 @@ def check_files(folder: Path, manifest: Manifest) -> tuple[dict[str, str], list[
 
 
 def resolve_url(manifest: Manifest, url: str | None) -> URL | None:
-    if manifest.source.dialect == "sqlite":
+    if manifest.source.dialect == "sqlite":  # no server to name; the backed-up file still passes the policy
+        policy.admit(manifest.source.url, "read", field=f"backup {manifest.backup_id} source")
         return None
     # A source URL without a password was stored in full (nothing to mask): it can be reused as is.
     reusable = manifest.source.url if "***" not in manifest.source.url else None
@@ -77,7 +79,8 @@ def resolve_url(manifest: Manifest, url: str | None) -> URL | None:
             "the manifest keeps only a masked URL",
             reason="url_required",
         )
-    return parse_url(raw)
+    # The manifest is a URL source like any argument (the scratch database is created beside it).
+    return parse_url(policy.admit(raw, "read", field="url" if url else f"backup {manifest.backup_id} source"))
 
 
 def verify_backup(folder: Path, url: str | None = None, progress: ProgressFn | None = None) -> VerifyOutcome:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
+from dmig import policy
 from dmig.db.urls import Dialect, dialect_of, display_url, parse_url
 from dmig.errors import ConnectionFailed, InvalidInput, NotFound
 from dmig.redact import redact
@@ -41,6 +42,7 @@ def create(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5) -
     """Build an engine (not yet connected). SQLite files must exist unless we are creating one."""
     url = raw_url if isinstance(raw_url, URL) else parse_url(raw_url)
     dialect = dialect_of(url)
+    policy.check_connect(url)  # the project policy's backstop: no engine to a database the call did not admit
     if dialect == "sqlite":
         path = _sqlite_file(url)
         if must_exist and path is not None and not path.exists():

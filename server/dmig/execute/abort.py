@@ -11,6 +11,7 @@ After contract, abort is refused: the old shape is gone, restore from the verifi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,8 +142,9 @@ def abort(
     url: str | None = None,
     progress: ProgressFn | None = None,
     policy: RetryPolicy | None = None,
+    project_dir: Path | None = None,
 ) -> AbortOutcome:
-    parsed = admit(plan, confirm, url, "abort_migration (drops what expand added)")
+    parsed = admit(plan, confirm, url, "abort_migration (drops what expand added)", project_dir=project_dir)
     policy = policy or RetryPolicy(max_retries=plan.spec.options.max_lock_retries)
     engine = open_engine(parsed)
     try:

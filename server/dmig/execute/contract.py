@@ -66,7 +66,7 @@ def complete(
     progress: ProgressFn | None = None,
     policy: RetryPolicy | None = None,
 ) -> CompleteOutcome:
-    parsed = admit(plan, confirm, url, "complete_migration (contract: drops the old shape)")
+    parsed = admit(plan, confirm, url, "complete_migration (contract: drops the old shape)", project_dir=project_dir)
     policy = policy or RetryPolicy(max_retries=plan.spec.options.max_lock_retries)
     engine = open_engine(parsed)
     try:

@@ -212,7 +212,8 @@ def rollback(
     progress: ProgressFn | None = None,
     policy: RetryPolicy | None = None,
 ) -> RollbackOutcome:
-    parsed = admit(plan, confirm, url, "rollback (restores the pre-migration state; later changes are lost)")
+    action = "rollback (restores the pre-migration state; later changes are lost)"
+    parsed = admit(plan, confirm, url, action, project_dir=project_dir)
     rc = rc or RunContext(project_dir=Path(project_dir))
     if story_id:
         _check_story(rc, story_id)

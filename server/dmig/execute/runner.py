@@ -304,7 +304,7 @@ def run_plan(
                 "next_action": "run again without dry_run to apply expand and backfill",
             }
         )
-    parsed = resolve_url(plan, url)
+    parsed = resolve_url(plan, url, project_dir=project_dir)
     if dialect_of(parsed) != plan.target.dialect:
         raise Conflict(f"plan {plan.id} is for {plan.target.dialect}", reason="wrong_server")
     policy = policy or RetryPolicy(max_retries=plan.spec.options.max_lock_retries)

@@ -4,11 +4,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import URL
 
+from dmig import policy
 from dmig.db.urls import dialect_of, parse_url
 from dmig.errors import ConfirmationRequired, Conflict, InvalidInput
 from dmig.plan.model import Plan, verify_plan
+from dmig.policy import Access
 
 __all__ = ["admit", "require_confirm", "resolve_url", "verify_plan"]
 
@@ -33,8 +37,25 @@ def _identity(url: URL) -> tuple[str, str | None, int | None, str | None]:
     return (dialect_of(url), (url.host or "").lower() or None, url.port, url.database)
 
 
-def resolve_url(plan: Plan, url: str | None) -> URL:
-    """The URL to run with: the caller's (if it names the plan's database) or the plan's reference."""
+def resolve_url(
+    plan: Plan,
+    url: str | None,
+    *,
+    access: Access = "write",
+    destructive: bool = False,
+    project_dir: Path | None = None,
+) -> URL:
+    """The URL to run with: the caller's (if it names the plan's database) or the plan's reference.
+
+    Whichever it is passes the project policy first (``access``: what the caller will do to it;
+    ``destructive``: production then needs a recent verified backup). The plan's stored target is a
+    URL source like any argument: a plan made while an innocent variable pointed elsewhere, or one
+    whose stored reference names production, is held to the policy as it stands now.
+    """
+    raw = url if url is not None else plan.target.ref
+    if raw is not None:
+        field = "url" if url is not None else f"plan {plan.id} target"
+        raw = policy.admit(raw, access, field=field, destructive=destructive, project_dir=project_dir)
     planned = parse_url(plan.target.ref) if plan.target.ref else None
     if url is None:
         if planned is None:
@@ -44,7 +65,7 @@ def resolve_url(plan: Plan, url: str | None) -> URL:
                 reason="url_required",
             )
         return planned
-    given = parse_url(url)
+    given = parse_url(raw or url)
     shown = parse_url(plan.target.url)
     if _identity(given) != _identity(planned or shown):
         raise Conflict(
@@ -54,8 +75,9 @@ def resolve_url(plan: Plan, url: str | None) -> URL:
     return given
 
 
-def admit(plan: Plan, confirm: str | None, url: str | None, action: str) -> URL:
-    """The checks every executing call makes first: reviewed plan, exact confirmation, the right database."""
+def admit(plan: Plan, confirm: str | None, url: str | None, action: str, *, project_dir: Path | None = None) -> URL:
+    """The checks every destructive call makes first: reviewed plan, exact confirmation, the right database,
+    and the project policy (write access; production needs a recent verified backup)."""
     verify_plan(plan)
     require_confirm(plan, confirm, action)
-    return resolve_url(plan, url)
+    return resolve_url(plan, url, destructive=True, project_dir=project_dir)

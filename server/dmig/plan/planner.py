@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from dmig import policy
 from dmig.context import ProgressFn
 from dmig.db import dialects
 from dmig.db.engine import connect
@@ -244,6 +245,8 @@ def plan_migration(
     raw = url or spec.database
     if not raw:
         raise InvalidInput("no target database: give url (prefer env:VARNAME) or set the spec's database")
+    # The spec file is a URL source like any argument: planning reads, so it is admitted for reading.
+    raw = policy.admit(raw, "read", field="url" if url else "spec.database", project_dir=project_dir)
     parsed = parse_url(raw)
     report(0, 5, "reading the live schema")
     with connect(parsed) as conn:

@@ -188,6 +188,7 @@ def _render_restore(out: RestoreResult) -> str:
 TOOLS = [
     ToolSpec(
         name="backup",
+        url_fields={"url": "read"},  # a backup reads the database it names
         func=backup,
         input_model=BackupInput,
         output_model=BackupResult,
@@ -209,6 +210,7 @@ TOOLS = [
     ),
     ToolSpec(
         name="verify_backup",
+        url_fields={"url": "read"},  # the named database is only read; the scratch is a new one
         func=verify_backup,
         input_model=VerifyInput,
         output_model=VerifyResult,

@@ -198,7 +198,7 @@ def run_tool(inp: RunMigrationInput, rc: RunContext) -> RunOutcome:
     confirm = inp.confirm if not inp.dry_run else (inp.confirm or plan.checksum)
     url = None if inp.dry_run else (inp.url or plan.target.ref)
     if not inp.dry_run:
-        resolve_url(plan, inp.url)  # fail fast, before a monitor connects
+        resolve_url(plan, inp.url, project_dir=rc.project_dir)  # fail fast (policy too), before a monitor connects
     with _monitor(rc, plan, url or "", inp.monitor and not inp.dry_run, inp.baseline_seconds) as mon:
         return run_plan(
             plan, confirm=confirm, url=inp.url, dry_run=inp.dry_run, monitor=mon, progress=rc.progress,
@@ -240,7 +240,7 @@ class MigrationStatusInput(Input):
 def status_tool(inp: MigrationStatusInput, rc: RunContext) -> MigrationStatus:
     if inp.plan:
         plan, _ = _plan(rc, inp.plan)
-        return migration_status(resolve_url(plan, inp.url), plan.id)
+        return migration_status(resolve_url(plan, inp.url, access="read", project_dir=rc.project_dir), plan.id)
     if not (inp.migration_id and inp.url):
         raise InvalidInput("give plan, or migration_id and url")
     return migration_status(parse_url(inp.url), inp.migration_id)
@@ -274,12 +274,13 @@ def complete_tool(inp: ConfirmedPlanInput, rc: RunContext) -> CompleteOutcome:
 
 def abort_tool(inp: ConfirmedPlanInput, rc: RunContext) -> AbortOutcome:
     plan, _ = _plan(rc, inp.plan)
-    return abort(plan, confirm=inp.confirm, url=inp.url, progress=rc.progress)
+    return abort(plan, confirm=inp.confirm, url=inp.url, progress=rc.progress, project_dir=rc.project_dir)
 
 
 TOOLS = [
     ToolSpec(
         name="plan_migration",
+        url_fields={"url": "read"},  # planning reads the live schema; it writes only project files
         func=plan_tool,
         input_model=PlanMigrationInput,
         output_model=PlanMigrationOutput,

@@ -191,6 +191,7 @@ TOOLS = [
     ),
     ToolSpec(
         name="monitor",
+        url_fields={"url": "read"},  # sampling reads; it writes only project files
         func=monitor_tool,
         input_model=MonitorInput,
         output_model=WatchResult,

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
+from dmig import policy
 from dmig.context import ProgressFn
 from dmig.errors import DatabaseError, DmigError, InvalidInput, internal_error
 from dmig.redact import redact
@@ -160,10 +161,14 @@ def _sides_needed(spec: ValidationSpec) -> set[str]:
 
 def _open(spec: ValidationSpec, urls: dict[str, str | None]) -> dict[str, Database]:
     dbs: dict[str, Database] = {}
+    urls = dict(urls)
     for side in sorted(_sides_needed(spec)):
         raw = urls.get(side)
         if not raw:
             raise InvalidInput(f"a check runs on the {side} database but no {side} URL is given (spec or override)")
+        # Rules files and inline specs are URL sources like any argument: every side passes the policy
+        # (validation only reads) before the first connection is opened.
+        urls[side] = policy.admit(raw, "read", field=side)
     try:
         for side in sorted(_sides_needed(spec)):
             dbs[side] = open_database(side, urls[side] or "", pool_size=spec.defaults.parallelism)
