@@ -1,5 +1,7 @@
 """Hostile text in what dmig shows and runs (issues 12.10 and 20.6).
 
+- Control and bidi characters in names and values never reach the terminal raw; diff and inspect
+  results carry the untrusted-data label (12.10).
 - A native SQLite backup's schema SQL is checked before it runs (a tampered file cannot plant a
   trigger, a view, an ATTACH or anything but the manifest's table and its indexes).
 """
@@ -7,9 +9,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,11 @@ import sqlalchemy as sa
 from backup_helpers import create_tables, manifest, root, take
 from dmig.backup import native, restore
 from dmig.db.urls import parse_url
+from dmig.diff import diff_table
 from dmig.errors import CorruptFile
+from dmig.models import UNTRUSTED_NOTE
+from dmig.render import has_unsafe, json_text, visible
+from mcp_client import dmig_executable
 
 # --- native SQLite restore: the schema SQL from the backup file ---------------------------------
 
@@ -127,3 +135,100 @@ def test_clean_sqlite_native_backup_still_restores_table_and_indexes(tmp_path: P
     con.close()
     assert {"ix_label", "ix_big"} <= names
     assert os.path.exists(target_path)
+
+
+# --- terminal escapes and data labels ----------------------------------------------------------
+
+HOSTILE = [
+    "\x1b[2J",  # clear screen
+    "\x1b]0;pwned\x07",  # window title
+    "a\rb",  # carriage return rewrites the line
+    "\u202eevil",  # right-to-left override
+    "\x9bc",  # C1 CSI
+    "x\x7fy",  # DEL
+    "\u2066iso\u2069",  # bidi isolate
+    "\x08\x08back",  # backspaces
+]
+RAW = ["\x1b", "\x07", "\r", "\u202e", "\x9b", "\x7f", "\u2066", "\u2069", "\x08"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_visible_spells_out_every_active_character(text: str) -> None:
+    shown = visible(text)
+    assert not has_unsafe(shown) and not any(ch in shown for ch in RAW)
+    assert visible("plain\ttext\nline") == "plain\ttext\nline"  # layout characters are kept
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_json_text_keeps_the_value_and_drops_the_raw_bytes(text: str) -> None:
+    encoded = json_text(json.dumps({"v": text}, ensure_ascii=False))
+    assert json.loads(encoded) == {"v": text}
+    assert not any(ch in encoded for ch in RAW)
+
+
+def _hostile_db(path: Path) -> str:
+    con = sqlite3.connect(path)
+    table = "t\x1b[2J\u202e"
+    column = "c\x1b]0;title\x07"
+    con.execute(f'CREATE TABLE "{table}" (id INTEGER PRIMARY KEY, "{column}" TEXT)')
+    con.executemany(f'INSERT INTO "{table}" VALUES (?, ?)', list(enumerate(HOSTILE, start=1)))
+    con.commit()
+    con.close()
+    return table
+
+
+def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [dmig_executable(), "--project-dir", str(project), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _assert_inert(proc: subprocess.CompletedProcess[str]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        found = [repr(ch) for ch in RAW if ch in stream]
+        assert not found, f"raw terminal characters {found} in output: {stream[:400]!r}"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_inspect_and_diff_print_hostile_names_and_values_inertly(project: Path, as_json: bool) -> None:
+    src, tgt = project / "src.db", project / "tgt.db"
+    table = _hostile_db(src)
+    _hostile_db(tgt)
+    con = sqlite3.connect(tgt)
+    con.execute(f'UPDATE "{table}" SET "c\x1b]0;title\x07" = ? WHERE id = 1', ("\x1b[31mchanged\x1b[0m",))
+    con.commit()
+    con.close()
+    extra = ["--json"] if as_json else []
+    inspect = _run(project, "inspect", f"sqlite:///{src}", *extra)
+    assert inspect.returncode == 0, inspect.stderr
+    _assert_inert(inspect)
+    if as_json:  # the JSON value keeps the real name; only its bytes on the terminal are inert
+        assert any(t["name"] == table for t in json.loads(inspect.stdout)["tables"])
+    else:
+        assert "\\x1b" in inspect.stdout
+    diff = _run(project, "diff", f"sqlite:///{src}", f"sqlite:///{tgt}", "--table", table, *extra)
+    assert diff.returncode == 1, diff.stderr  # one row differs: found, and shown inertly
+    _assert_inert(diff)
+    bad = _run(project, "diff", f"sqlite:///{src}", f"sqlite:///{tgt}", "--table", "no\x1b[2Jsuch")
+    assert bad.returncode == 2
+    _assert_inert(bad)
+
+
+def test_diff_result_labels_and_escapes_row_values(tmp_path: Path) -> None:
+    src, tgt = tmp_path / "s.db", tmp_path / "t.db"
+    table = _hostile_db(src)
+    _hostile_db(tgt)
+    con = sqlite3.connect(tgt)
+    con.execute(f'UPDATE "{table}" SET "c\x1b]0;title\x07" = ? WHERE id = 2', ("\x1b[2Jgone",))
+    con.commit()
+    con.close()
+    result = diff_table(f"sqlite:///{src}", f"sqlite:///{tgt}", table)
+    dumped = result.model_dump(mode="json")
+    assert dumped["note"] == UNTRUSTED_NOTE
+    assert result.differences == 1
+    text = json.dumps(dumped, ensure_ascii=False)
+    assert "\x1b" not in text and "\\x1b" in text
