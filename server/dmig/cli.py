@@ -26,6 +26,7 @@ from dmig.context import RunContext
 from dmig.errors import DmigError, ErrorInfo, internal_error, validation_error
 from dmig.redact import redact, redact_obj
 from dmig.registry import ToolSpec, all_tools, run_tool, tool_for_command
+from dmig.render import json_text, visible
 
 _SIMPLE = {str: str, int: int, float: float}
 
@@ -82,27 +83,42 @@ def _render_default(out: BaseModel) -> str:
     return yaml.safe_dump(out.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=110).rstrip()
 
 
+def _say(text: str, file: Any = None) -> None:
+    """Every human line the CLI prints passes here: names and values from a database or a file may
+    hold terminal escapes (ESC[2J, a window-title change, CR, bidi overrides); they are shown, not obeyed."""
+    print(visible(text), file=file or sys.stdout)
+
+
+def _json(obj: Any) -> str:
+    return json_text(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
 def _emit(out: BaseModel, spec: ToolSpec, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(redact_obj(out.model_dump(mode="json")), ensure_ascii=False, indent=2))
+        print(_json(redact_obj(out.model_dump(mode="json"))))
     else:
-        print(redact((spec.cli_render or _render_default)(out)))
+        _say(redact((spec.cli_render or _render_default)(out)))
 
 
 def _emit_error(info: ErrorInfo, as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"error": info.model_dump()}, ensure_ascii=False, indent=2))
-    print(f"dmig: error [{info.code}]: {info.message}", file=sys.stderr)
+        print(_json({"error": info.model_dump()}))
+    _say(f"dmig: error [{info.code}]: {info.message}", sys.stderr)
     for key, value in info.details.items():
-        print(
-            f"  {key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}",
-            file=sys.stderr,
-        )
+        _say(f"  {key}: {json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}", sys.stderr)
     return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes bad arguments (``invalid choice: '...'``): those are shown, not obeyed, too."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            (file or sys.stderr).write(visible(message))
+
+
 def build_parser(specs: list[ToolSpec]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dmig", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="dmig", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dmig {__version__}")
     parser.add_argument("--project-dir", help="the AgileFlow project folder (default: $CLAUDE_PROJECT_DIR or .)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -185,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for spec in all_tools():
                 flags = "read-only" if spec.read_only else ("destructive" if spec.destructive else "writes")
-                print(f"{spec.name:24} {flags:12} {spec.description.splitlines()[0]}")
+                _say(f"{spec.name:24} {flags:12} {spec.description.splitlines()[0]}")
             sys.stdout.flush()  # inside the try: a pipe closed early must fail here, not at exit
         except BrokenPipeError:
             _reader_left()
@@ -227,9 +243,9 @@ def _stderr_progress(done: float, total: float | None = None, message: str | Non
         width = 30
         filled = int(width * min(done / total, 1.0))
         bar = "#" * filled + "-" * (width - filled)
-        line = f"\r[{bar}] {done / total:6.1%} {redact(message or '')}"
+        line = f"\r[{bar}] {done / total:6.1%} {visible(redact(message or ''))}"
     else:
-        line = f"\r{done:,.0f} {redact(message or '')}"
+        line = f"\r{done:,.0f} {visible(redact(message or ''))}"
     print(line[:160].ljust(80), end="", file=sys.stderr, flush=True)
     if total and done >= total:
         print(file=sys.stderr)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 
-from dmig.backup import native, portable
+from dmig.backup import native, portable, sqlite_ddl
 from dmig.backup.crypto import decrypt_file
 from dmig.backup.manifest import Manifest
 from dmig.backup.schema import NEUTRAL_NAME, load_ddl
@@ -474,15 +474,11 @@ def _native_sqlite(
             conn.commit()
             try:
                 missing = [t for t in ordered if t not in _existing(conn, "main")]
+                # The schema text comes from the backup file: checked first, then run under SQLite's
+                # authorizer (sqlite_ddl), all of it before any of it runs.
+                ddl = {t: sqlite_ddl.statements_for(conn, "dmig_bk", t) for t in missing}
                 for t in missing:
-                    for (sql,) in conn.execute(
-                        sa.text(
-                            "SELECT sql FROM dmig_bk.sqlite_master WHERE tbl_name = :t AND sql IS NOT NULL "
-                            "ORDER BY type = 'index'"
-                        ),
-                        {"t": t},
-                    ):
-                        conn.exec_driver_sql(sql)
+                    sqlite_ddl.run_checked(conn, t, ddl[t])
                 conn.commit()
 
                 def load(t: str) -> int:

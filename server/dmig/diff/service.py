@@ -19,6 +19,7 @@ from dmig.diff.multiset import MultisetDiff
 from dmig.diff.plan import Plan, build_plan
 from dmig.diff.sides import Side
 from dmig.errors import InvalidInput
+from dmig.render import visible
 
 MAX_VALUE_CHARS = 200
 DETAIL_CHUNK = 500
@@ -35,7 +36,7 @@ def truncate(value: Any) -> str | None:
     """Bound an untrusted value for display: canonical text, at most MAX_VALUE_CHARS characters."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
+    text = visible(value if isinstance(value, str) else str(value))
     if len(text) <= MAX_VALUE_CHARS:
         return text
     return f"{text[:MAX_VALUE_CHARS]}…(+{len(text) - MAX_VALUE_CHARS} chars)"

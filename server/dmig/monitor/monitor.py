@@ -93,6 +93,7 @@ class Monitor:
 
     def _setup(self, target: ProbeTarget, user: list[probes.Probe]) -> None:
         table_probes, notes = probes.table_probes(self.session, target)
+        probes.check_user_probes(self.session, user)
         self.probes = [probes.round_trip(), *table_probes, *user]
         self.notes.extend(notes)
         self.flavor = self.session.flavor or self.session.dialect

@@ -3,9 +3,12 @@
 Built in, per dialect: a round trip (``SELECT 1``: network and connection health), a primary-key
 lookup on a table the migration touches (what an OLTP read of that table costs while it is
 being rewritten; it waits when the migration holds a lock on it) and a small index range scan
-(10 keys in key order). Users may add their own probe queries; those pass ``guard.vet`` first.
-Every probe runs on the monitor's read-only, time-bounded session and reads at most ``row_cap``
-rows; a failure or timeout is a result, never an exception.
+(10 keys in key order), all built here with SQLAlchemy Core from introspected names. Users may
+add their own probe queries; those pass ``guard.vet`` (a closed allow-list) first, then
+``check_user_probes`` proves against the live catalog that every table they name is a plain table
+outside the system schemas, and on PostgreSQL they run as ``pg_read_all_data`` (no superuser
+rights) when the connection is a superuser's. Every probe runs on the monitor's read-only,
+time-bounded session and reads at most ``row_cap`` rows; a failure or timeout is a result, never an exception.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from dmig.monitor.session import MonitorSession, describe_failure
 DEFAULT_ROW_CAP = 100
 KEY_SAMPLE = 16  # keys remembered for the PK lookup, taken once from the start of the key order
 RANGE_ROWS = 10
+# PostgreSQL >= 14: reads every table, has no superuser-only right (no server files, no
+# pg_stat_reset, no replication slots); user probes of a superuser connection run as it.
+PG_PROBE_ROLE = "pg_read_all_data"
 
 
 class ProbeResult(BaseModel):
@@ -47,6 +53,8 @@ class Probe:
     name: str
     statement: Callable[[int], tuple[sa.Executable | str, dict[str, object]]]
     stream: bool = False  # read through a server-side cursor (PostgreSQL user probes)
+    tables: tuple[tuple[str | None, str], ...] = ()  # what a user probe reads (checked at setup)
+    role: str | None = None  # PostgreSQL: SET LOCAL ROLE before the probe (a constant, never user input)
 
 
 class ProbeTarget(BaseModel):
@@ -64,6 +72,8 @@ def run_probe(session: MonitorSession, probe: Probe, tick: int, row_cap: int) ->
 
     def work(conn: sa.Connection) -> tuple[int, bool]:
         stmt, params = probe.statement(tick)
+        if probe.role == PG_PROBE_ROLE:
+            conn.exec_driver_sql(f"SET LOCAL ROLE {PG_PROBE_ROLE}")  # before the clock: not the probe's cost
         start = time.perf_counter()
         try:
             return _read(conn, stmt, params, row_cap, probe.stream)
@@ -83,8 +93,13 @@ def run_probe(session: MonitorSession, probe: Probe, tick: int, row_cap: int) ->
 def _read(
     conn: sa.Connection, stmt: sa.Executable | str, params: dict[str, object], row_cap: int, stream: bool
 ) -> tuple[int, bool]:
-    target = conn.execution_options(stream_results=True) if stream else conn
-    result = target.exec_driver_sql(stmt) if isinstance(stmt, str) else target.execute(stmt, params)
+    # Per statement: Connection.execution_options() would change the connection for every later probe.
+    opts = {"stream_results": True} if stream else {}
+    result = (
+        conn.exec_driver_sql(stmt, execution_options=opts)
+        if isinstance(stmt, str)
+        else conn.execute(stmt, params, execution_options=opts)
+    )
     try:
         rows = result.fetchmany(row_cap + 1) if result.returns_rows else []
     finally:
@@ -105,8 +120,79 @@ def user_probes(queries: list[str], dialect: str, row_cap: int) -> list[Probe]:
     for n, sql in enumerate(queries, start=1):
         vetted = guard.vet(sql, dialect, row_cap)  # type: ignore[arg-type]
         text = vetted.sql
-        out.append(Probe(f"user_{n}", lambda _tick, text=text: (text, {}), stream=dialect == "postgresql"))
+        stream = dialect == "postgresql"
+        out.append(Probe(f"user_{n}", lambda _tick, text=text: (text, {}), stream=stream, tables=vetted.tables))
     return out
+
+
+def check_user_probes(session: MonitorSession, user: list[Probe]) -> None:
+    """The second half of the guard, against the live catalog (the parser cannot know what a name is).
+
+    Every table a user probe names must be a plain table (no view, whose body could call any
+    function; no table function) outside the system schemas; on PostgreSQL a superuser
+    connection's probes drop to ``PG_PROBE_ROLE``. Refuses the whole set on the first failure.
+    """
+    if user:
+        session.run(lambda conn: _check_user_probes(conn, session.flavor or session.dialect, user))
+
+
+def _check_user_probes(conn: sa.Connection, flavor: str, user: list[Probe]) -> None:
+    role = _pg_probe_role(conn) if flavor == "postgresql" else None
+    for probe in user:
+        probe.role = role
+        for schema, name in probe.tables:
+            if not _plain_table(conn, flavor, schema, name):
+                shown = ".".join(filter(None, [schema, name]))
+                raise InvalidInput(
+                    f"probe query refused: {probe.name} reads {shown}, which is not a plain table of this database "
+                    "(views, table functions and system tables are not allowed)",
+                    reason="probe_refused",
+                    probe=probe.name,
+                    table=shown,
+                )
+
+
+def _pg_probe_role(conn: sa.Connection) -> str | None:
+    superuser, has_role = conn.execute(
+        sa.text("SELECT rolsuper, to_regrole(:r) IS NOT NULL FROM pg_roles WHERE rolname = current_user"),
+        {"r": PG_PROBE_ROLE},
+    ).one()
+    if not superuser:
+        return None
+    if not has_role:
+        raise InvalidInput(
+            "probe query refused: user probes do not run as a superuser, and this server has no "
+            f"{PG_PROBE_ROLE} role (PostgreSQL < 14); connect as an ordinary role",
+            reason="probe_refused",
+        )
+    return PG_PROBE_ROLE
+
+
+def _plain_table(conn: sa.Connection, flavor: str, schema: str | None, name: str) -> bool:
+    """Is ``schema.name`` a plain table outside the system schemas? Names are bound, never spliced."""
+    if flavor == "postgresql":
+        row = conn.execute(
+            sa.text(
+                "SELECT c.relkind, n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = to_regclass(CASE WHEN CAST(:s AS text) IS NULL THEN quote_ident(:t) "
+                "ELSE quote_ident(CAST(:s AS text)) || '.' || quote_ident(:t) END)"
+            ),
+            {"s": schema, "t": name},
+        ).first()
+        return row is not None and row[0] in ("r", "p") and row[1] not in guard.SYSTEM_SCHEMAS
+    if flavor in ("mysql", "mariadb"):
+        row = conn.execute(
+            sa.text(
+                "SELECT table_schema FROM information_schema.tables WHERE table_schema = COALESCE(:s, DATABASE()) "
+                "AND table_name = :t AND table_type = 'BASE TABLE'"
+            ),
+            {"s": schema, "t": name},
+        ).first()
+        return row is not None and str(row[0]).lower() not in guard.SYSTEM_SCHEMAS
+    row = conn.execute(
+        sa.text("SELECT type FROM main.sqlite_master WHERE name = :t AND type = 'table'"), {"t": name}
+    ).first()
+    return row is not None
 
 
 def table_probes(session: MonitorSession, target: ProbeTarget) -> tuple[list[Probe], list[str]]:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL
 from dmig.db.dialects import Flavor, flavor_of
 from dmig.db.engine import classify, create
 from dmig.db.urls import dialect_of, parse_url
-from dmig.errors import ConnectionFailed
+from dmig.errors import ConnectionFailed, DmigError
 
 T = TypeVar("T")
 
@@ -129,12 +129,88 @@ class MonitorSession:
                         self._discard()
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One short line for the timeline: the driver's first line, never a traceback or a password."""
-    from dmig.redact import redact
+# Fixed reasons for the SQLSTATEs / error numbers a probe meets. The server's own message text is
+# never shown: it can carry data (an error-based read such as ``CAST(secret AS int)`` puts the
+# secret in "invalid input syntax ... '<secret>'"; a refused probe once returned pg_authid SCRAM
+# verifiers, mysql.user hashes and pg_hba_file_rules that way).
+_PG_REASONS = {
+    "57014": "statement timeout or canceled",
+    "55P03": "lock timeout (lock not available)",
+    "25006": "read-only transaction: writes are refused",
+    "42501": "insufficient privilege",
+    "42P01": "undefined table",
+    "42703": "undefined column",
+    "42883": "undefined function",
+    "42601": "syntax error",
+    "40P01": "deadlock detected",
+    "40001": "serialization failure",
+    "53300": "too many connections",
+    "57P01": "server shutting down (admin shutdown)",
+}
+_PG_CLASSES = {
+    "08": "connection exception",
+    "0A": "feature not supported",
+    "22": "data exception",
+    "23": "integrity constraint violation",
+    "25": "invalid transaction state",
+    "28": "invalid authorization",
+    "3D": "invalid catalog name",
+    "40": "transaction rollback",
+    "42": "syntax error or access rule violation",
+    "53": "insufficient resources",
+    "54": "program limit exceeded",
+    "55": "object not in prerequisite state",
+    "57": "operator intervention",
+    "58": "system error",
+    "XX": "internal error",
+}
+_MYSQL_REASONS = {
+    1044: "access denied",
+    1045: "access denied",
+    1054: "unknown column",
+    1064: "syntax error",
+    1142: "access denied (table)",
+    1143: "access denied (column)",
+    1146: "no such table",
+    1205: "lock wait timeout",
+    1227: "access denied (privilege)",
+    1305: "function does not exist",
+    1317: "query interrupted",
+    1792: "read-only transaction: writes are refused",
+    1969: "statement timeout (max_statement_time)",
+    2006: "server has gone away",
+    2013: "lost connection to server",
+    3024: "statement timeout (max_execution_time)",
+}
+_SQLITE_REASONS = {
+    "SQLITE_READONLY": "read-only database: writes are refused",
+    "SQLITE_INTERRUPT": "statement timeout (interrupted)",
+    "SQLITE_BUSY": "database is locked",
+    "SQLITE_LOCKED": "table is locked",
+    "SQLITE_ERROR": "SQL error",
+    "SQLITE_AUTH": "not authorized",
+}
 
+
+def describe_failure(exc: BaseException) -> str:
+    """One short line for the timeline: an error code and a fixed reason, never the server's text.
+
+    Our own ConnectionFailed message is kept (it is built by us and holds no server text).
+    """
     if isinstance(exc, ConnectionFailed):
         return exc.message
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return redact(first)[:300]
+    if isinstance(exc, DmigError):
+        return f"{exc.code}: {exc.info().details.get('reason') or type(exc).__name__}"
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if type(orig).__module__.startswith("pymysql") and args and isinstance(args[0], int):
+        return f"MySQL error {args[0]}: {_MYSQL_REASONS.get(args[0], 'database error')}"
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg
+    if isinstance(sqlstate, str) and sqlstate:
+        return f"SQLSTATE {sqlstate}: {_PG_REASONS.get(sqlstate) or _PG_CLASSES.get(sqlstate[:2], 'database error')}"
+    name = getattr(orig, "sqlite_errorname", None)  # sqlite3 (Python >= 3.11)
+    if isinstance(name, str):
+        return f"{name}: {_SQLITE_REASONS.get(name, 'database error')}"
+    if isinstance(orig, sa.exc.InvalidRequestError):
+        return f"{type(orig).__name__}: the query could not be run"
+    return f"{type(orig).__name__}: database error"

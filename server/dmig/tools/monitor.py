@@ -47,9 +47,12 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
         )
         probes: list[str] | None = Field(
             default=None,
-            description="Your own probe queries: each must be ONE plain SELECT (no writes, no INTO, no FOR UPDATE, "
-            "no pg_read_file/pg_sleep/lo_*/dblink/LOAD_FILE/SLEEP/BENCHMARK...); refused otherwise. They run "
-            "read-only with the probe timeout and at most row_cap rows.",
+            description="Your own probe queries: each must be ONE plain SELECT over plain tables of this database "
+            "(no views, no system catalogs) using only ordinary operators, casts to ordinary types and the "
+            "functions count/sum/avg/min/max/coalesce/lower/upper/length/now/abs/round...; refused otherwise "
+            "(an allow-list, checked by the database's own grammar). They run read-only with the probe timeout, "
+            "at most row_cap rows, as a role without superuser rights (PostgreSQL); their errors show only a "
+            "SQLSTATE/error number and a fixed reason.",
         )
         row_cap: int = Field(default=DEFAULT_ROW_CAP, ge=1, le=10_000, description="Rows read per probe at most.")
         thresholds: dict[str, Any] | None = Field(default=None, description=_THRESHOLDS_HELP)

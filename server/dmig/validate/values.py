@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dmig.render import visible
+
 
 def shown(value: Any, max_chars: int) -> Any:
     """A JSON-safe, bounded rendering of one value."""
@@ -32,6 +34,7 @@ def shown(value: Any, max_chars: int) -> Any:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     else:
         text = str(value)
+    text = visible(text)  # ESC, CR, bidi... spelled out: a sample is shown, never acts on a terminal
     if len(text) > max_chars:
         return text[:max_chars] + f"…(+{len(text) - max_chars} chars)"
     return text
