@@ -17,11 +17,14 @@ for one purpose (or one split of fields) never verifies for another.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
 from pathlib import Path
+
+from sqlalchemy.engine import URL
 
 from dmig.errors import CorruptFile, InvalidInput
 
@@ -30,7 +33,7 @@ KEY_BYTES = 32
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
-__all__ = ["check", "check_token", "data_dir", "ensure_outside", "key_path", "sign", "token"]
+__all__ = ["check", "check_token", "data_dir", "database_identity", "ensure_outside", "key_path", "sign", "token"]
 
 
 def data_dir() -> Path:
@@ -83,10 +86,8 @@ def _create(path: Path) -> bytes:
             fh.write(secrets.token_bytes(KEY_BYTES))
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process created the key first: theirs wins
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # another process created the key first: theirs wins
+            os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     data = _read(path)
@@ -141,3 +142,18 @@ def check_token(given: str | None, prefix: str, purpose: str, *parts: str, lengt
         return False
     expected = f"{prefix}-{_mac(key, purpose, parts)[:length]}"
     return hmac.compare_digest(expected, given.strip())
+
+
+def database_identity(url: URL) -> str:
+    """Which database a URL names, for binding a token to it: never the user or password.
+
+    SQLite: the resolved file path (two spellings of one file are one database). Servers: dialect,
+    host (lower case), port and database name.
+    """
+    from dmig.db.urls import dialect_of
+
+    dialect = dialect_of(url)
+    if dialect == "sqlite":
+        db = url.database or ""
+        return f"sqlite|{Path(db).expanduser().resolve() if db and db != ':memory:' else db}"
+    return f"{dialect}|{(url.host or '').lower()}|{url.port or ''}|{url.database or ''}"

@@ -173,8 +173,8 @@ class Plan(_Data):
 
 SEAL_PURPOSE = "plan"
 UNSEALED = (
-    "plan {id} was changed after plan_migration produced it (or was not produced by plan_migration for this "
-    "user): it is refused. Plan again with plan_migration and review the new plan"
+    "plan {id} was edited after review: it is not exactly what plan_migration produced (or was not produced by "
+    "plan_migration for this user), so it is refused. Plan again with plan_migration and review the new plan"
 )
 
 
