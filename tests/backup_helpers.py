@@ -160,6 +160,13 @@ def verify(project: Path, backup_id: str, url: str | None = None) -> Any:
     return service.verify_backup(root(project), backup_id, url)
 
 
+def restore_confirm(project: Path, backup_id: str, url: str, tables: list[str] | None = None) -> str:
+    """The confirm token of a restore, from its dry run (the only place it is shown)."""
+    preview = service.restore_tables(project, backup_id, url, confirm=None, tables=tables, dry_run=True)
+    assert preview.dry_run and preview.confirm_token
+    return preview.confirm_token
+
+
 def manifest(project: Path, backup_id: str) -> Any:
     return read_manifest(root(project) / backup_id)[0]
 

@@ -49,6 +49,23 @@ def _new_name() -> str:
     return f"dmig_t_{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dmig_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The seal key (dmig.seal) of this test run: a session tmp folder, never the user's real data folder.
+
+    Set in os.environ so every `dmig` child (CLI, `dmig serve` via tests/mcp_client.py) signs and
+    checks with the same key as the test process.
+    """
+    folder = tmp_path_factory.mktemp("dmig-data")
+    saved = os.environ.get("DMIG_DATA_DIR")
+    os.environ["DMIG_DATA_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("DMIG_DATA_DIR", None)
+    else:
+        os.environ["DMIG_DATA_DIR"] = saved
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"

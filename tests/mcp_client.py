@@ -21,6 +21,7 @@ def dmig_executable() -> str:
 
 def server_params(project_dir: Path, *args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     child_env = {"DMIG_PROJECT_DIR": str(project_dir), "PATH": os.environ.get("PATH", "")}
+    child_env.update({k: os.environ[k] for k in ("DMIG_DATA_DIR",) if k in os.environ})  # the seal key
     child_env.update(env or {})
     return StdioServerParameters(command=dmig_executable(), args=["serve", *args], env=child_env, cwd=str(project_dir))
 

@@ -102,6 +102,7 @@ class Served:
 
 def stdio_params(command: str, project_dir: Path, env: dict[str, str] | None = None) -> StdioServerParameters:
     child_env = {"DMIG_PROJECT_DIR": str(project_dir), "PATH": os.environ.get("PATH", "")}
+    child_env.update({k: os.environ[k] for k in ("DMIG_DATA_DIR",) if k in os.environ})  # the seal key
     child_env.update(env or {})
     return StdioServerParameters(command=command, args=["serve"], env=child_env, cwd=str(project_dir))
 

@@ -8,7 +8,19 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from backup_helpers import create_tables, flip_bytes, manifest, modes, root, run_sql, table_file, take, truncate, verify
+from backup_helpers import (
+    create_tables,
+    flip_bytes,
+    manifest,
+    modes,
+    restore_confirm,
+    root,
+    run_sql,
+    table_file,
+    take,
+    truncate,
+    verify,
+)
 from dmig.backup import service
 from dmig.backup.checksum import prepare_connection, table_checksum
 from dmig.backup.portable import TableStream
@@ -61,7 +73,8 @@ def test_restore_after_deleting_rows_is_checksum_identical(db_url, fmt, project)
     run_sql(db_url, "CREATE TABLE nasty_ref AS SELECT * FROM nasty")
     out = take(project, db_url, fmt=fmt, tables=["nasty", "child"])
     backup_id = out.manifest.backup_id
-    confirm = verify(project, backup_id).manifest_sha256
+    assert verify(project, backup_id).passed
+    confirm = restore_confirm(project, backup_id, db_url)
 
     run_sql(db_url, "DELETE FROM child WHERE id > 5", "UPDATE nasty SET label = 'changed' WHERE id = 4")
     run_sql(db_url, "DELETE FROM nasty WHERE id NOT IN (SELECT nasty_id FROM child)")
@@ -121,6 +134,8 @@ def test_restore_refusals(sqlite_url, project):
         service.restore_tables(project, backup_id, sqlite_url, confirm=sha)
 
     sha = verify(project, backup_id).manifest_sha256
+    with pytest.raises(ConfirmationRequired):  # the manifest's sha256 is no longer the confirmation
+        service.restore_tables(project, backup_id, sqlite_url, confirm=sha)
     with pytest.raises(ConfirmationRequired):
         service.restore_tables(project, backup_id, sqlite_url, confirm=None)
     with pytest.raises(ConfirmationRequired):
@@ -133,7 +148,10 @@ def test_restore_refusals(sqlite_url, project):
     with pytest.raises(ReadOnlyMode):
         run_tool(spec, {"backup_id": backup_id, "url": sqlite_url, "confirm": sha}, RunContext(project, read_only=True))
 
-    out = run_tool(spec, {"backup_id": backup_id, "url": sqlite_url, "confirm": sha}, RunContext(project))
+    preview = run_tool(spec, {"backup_id": backup_id, "url": sqlite_url, "dry_run": True}, RunContext(project))
+    assert preview.dry_run and preview.confirm_token
+    token = preview.confirm_token
+    out = run_tool(spec, {"backup_id": backup_id, "url": sqlite_url, "confirm": token}, RunContext(project))
     assert out.all_checksums_ok
 
 
@@ -280,7 +298,7 @@ def test_server_specific_types_round_trip(server, fmt, request, project):
     out = take(project, url, fmt=fmt)
     result = verify(project, out.manifest.backup_id)
     assert result.passed, result.problems
-    confirm = result.manifest_sha256
+    confirm = restore_confirm(project, out.manifest.backup_id, url)
     run_sql(url, "DELETE FROM gen")
     restored = service.restore_tables(project, out.manifest.backup_id, url, confirm=confirm)
     assert restored.all_checksums_ok, restored

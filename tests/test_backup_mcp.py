@@ -38,16 +38,10 @@ def test_backup_verify_restore_over_stdio_with_env_reference(pg_url, project: Pa
     assert refused["error"]["code"] == "E_CONFIRMATION_REQUIRED"
 
     run_sql(pg_url, "DELETE FROM child")
-    [restored] = call(
-        project,
-        [
-            (
-                "restore_backup",
-                {"backup_id": backup_id, "url": "env:DMIG_BK_URL", "confirm": verified["manifest_sha256"]},
-            )
-        ],
-        env=env,
-    )
+    target = {"backup_id": backup_id, "url": "env:DMIG_BK_URL"}
+    [preview] = call(project, [("restore_backup", {**target, "dry_run": True})], env=env)
+    assert preview["dry_run"] and preview["confirm_token"] not in json.dumps(refused), preview
+    [restored] = call(project, [("restore_backup", {**target, "confirm": preview["confirm_token"]})], env=env)
     assert restored["all_checksums_ok"], restored
     engine = sa.create_engine(pg_url)
     with engine.connect() as conn:

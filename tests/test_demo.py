@@ -23,7 +23,8 @@ STEPS = [
     "session_init", "obtain_context", "status_update", "inspect (source)", "copy users+orders", "diff users (moved)",
     "diff orders (moved)", "lint_migration", "plan_migration", "backup (target)", "verify_backup", "run_migration",
     "validate (before contract)", "complete_migration", "diff users (old readers)", "validate (after contract)",
-    "verify (project tests)", "bus_append", "self_improve", "restore_backup (drill)", "plan_migration (drill)",
+    "verify (project tests)", "bus_append", "self_improve", "restore_backup (drill preview)",
+    "restore_backup (drill)", "plan_migration (drill)",
     "run_migration (drill)", "complete_migration (drill)", "rollback (drill)", "diff users (drill)",
     "diff orders (drill)", "self_improve (drill)", "list_resources",
 ]  # fmt: skip

@@ -4,6 +4,12 @@ It is the contract between taking, verifying, restoring and pruning a backup, an
 reads to decide whether a rollback is safe. It never holds a credential: the source URL is
 masked, an ``env:NAME`` reference is kept by name only, and encryption names the environment
 variable that holds the key, never the key.
+
+A verification record is only worth what its signature is: the manifest is a file in the project,
+so anyone who can edit it could paste another backup's passing record into it. Each record is
+sealed by verify_backup (``dmig.seal``, a key outside the project) over the manifest's content
+without its verification list plus the record itself; ``verified`` counts a record only if that
+seal holds, so a copied record, or a manifest edited after its verification, is not verified.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from dmig import seal as _seal
 
 MANIFEST_VERSION = 1
 Format = Literal["portable", "native"]
@@ -83,6 +91,11 @@ class Verification(_Model):
     files_ok: bool = True
     problems: list[str] = Field(default_factory=list)
     tables: dict[str, str] = Field(default_factory=dict, description="Per table: ok, or what failed.")
+    seal: str | None = Field(
+        default=None,
+        description="HMAC of this record and of the manifest it verified, under the user's dmig key (verify_backup "
+        "makes it; a record without a valid seal does not count).",
+    )
 
     @property
     def passed(self) -> bool:
@@ -127,9 +140,42 @@ class Manifest(_Model):
 
     @property
     def verified(self) -> bool:
-        """Verified means the newest verification passed (a later failed one revokes an older pass)."""
+        """Verified: the newest verification passed and is sealed for exactly this manifest.
+
+        A later failed one revokes an older pass; a record whose seal does not verify (copied from
+        another backup, or the manifest edited after it) counts as no verification at all.
+        """
         last = self.last_verification
-        return last is not None and last.passed
+        return last is not None and last.passed and verification_sealed(self, last)
+
+    def sealed_record(self, record: Verification) -> Verification:
+        """``record`` with its seal over this manifest (verify_backup's last step before appending it)."""
+        return record.model_copy(update={"seal": _seal.sign(VERIFICATION_PURPOSE, *_verification_parts(self, record))})
+
+
+VERIFICATION_PURPOSE = "backup-verification"
+
+
+_BLANK = Verification(verified_at="", scratch_target="", restore_seconds=0, counts_ok=False, checksums_ok=False)
+
+
+def _canonical(data: object) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _verification_parts(manifest: Manifest, record: Verification) -> tuple[str, str]:
+    body = manifest.model_dump(mode="json", exclude={"verifications"})
+    return _canonical(body), _canonical(record.model_dump(mode="json", exclude={"seal"}))
+
+
+def same_content(a: Manifest, b: Manifest) -> bool:
+    """The two manifests describe the same backup (their verification lists aside)."""
+    return _verification_parts(a, _BLANK)[0] == _verification_parts(b, _BLANK)[0]
+
+
+def verification_sealed(manifest: Manifest, record: Verification) -> bool:
+    """True when ``record`` was sealed by verify_backup for this manifest's current content."""
+    return _seal.check(record.seal, VERIFICATION_PURPOSE, *_verification_parts(manifest, record))
 
 
 def dump_manifest(manifest: Manifest) -> str:
@@ -137,5 +183,8 @@ def dump_manifest(manifest: Manifest) -> str:
 
 
 def manifest_sha256(text: str) -> str:
-    """The confirm token of a restore: it changes whenever the manifest does (a new verification too)."""
+    """The manifest's identity: it changes whenever the manifest does (a new verification too).
+
+    A restore's confirm token is bound to it (and to the target database), see dmig.backup.tokens.
+    """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -23,7 +23,7 @@ class BackupSummary(Output):
     last_verified_at: str | None = None
     last_restore_seconds: float | None = None
     manifest_sha256: str | None = Field(
-        default=None, description="Pass this as `confirm` to restore_backup (it changes with every verification)."
+        default=None, description="Identifies this version of the manifest (it changes with every verification)."
     )
     error: str | None = Field(default=None, description="Why the manifest could not be read, if it could not.")
 
@@ -40,7 +40,7 @@ class VerifyResult(Output):
     backup_id: str
     passed: bool
     verification: Verification
-    manifest_sha256: str = Field(description="The manifest's new sha256: the `confirm` value for restore_backup.")
+    manifest_sha256: str = Field(description="The manifest's new sha256 (it identifies this version of the manifest).")
     problems: list[str] = Field(default_factory=list)
 
 
@@ -72,6 +72,14 @@ class RestoreResult(Output):
     backup_id: str
     target: str = Field(description="Target database (password masked).")
     tables: list[TableRestore]
-    all_checksums_ok: bool
+    all_checksums_ok: bool | None = Field(
+        description="Every restored table's checksum equals the backup's (None: dry run)."
+    )
     seconds: float
     warnings: list[str] = Field(default_factory=list)
+    dry_run: bool = Field(default=False, description="True: nothing was restored; this is the preview.")
+    confirm_token: str | None = Field(
+        default=None,
+        description="Dry run only: pass as `confirm` to restore exactly this backup into this database and these "
+        "tables (valid while the manifest is unchanged).",
+    )

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import dmig
+from dmig import seal
 from dmig.backup import clients, crypto, native, portable
 from dmig.backup.checksum import table_checksum
 from dmig.backup.manifest import (
@@ -401,6 +402,24 @@ def backups_root(project_dir: Path, folder: str | None = None) -> Path:
     return RunContext(project_dir=Path(project_dir)).project_path(folder, default=DEFAULT_ROOT)
 
 
+RESTORE_PURPOSE = "restore"
+
+
+def restore_token(backup_id: str, manifest_sha: str, url: URL, tables: list[str], target_schema: str | None) -> str:
+    """The confirm value of one restore: this backup as it is now, into this database, these tables.
+
+    An HMAC under the user's key (dmig.seal), so it cannot be worked out from the files in the
+    project, and a token previewed for one database does not restore into another.
+    """
+    return seal.token("restore", RESTORE_PURPOSE, *_restore_parts(backup_id, manifest_sha, url, tables, target_schema))
+
+
+def _restore_parts(
+    backup_id: str, manifest_sha: str, url: URL, tables: list[str], target_schema: str | None
+) -> tuple[str, ...]:
+    return (backup_id, manifest_sha, seal.database_identity(url), target_schema or "", "\n".join(sorted(tables)))
+
+
 def restore_tables(
     project_dir: Path,
     backup_id: str,
@@ -411,11 +430,14 @@ def restore_tables(
     target_schema: str | None = None,
     folder: str | None = None,
     progress: ProgressFn | None = None,
+    dry_run: bool = False,
 ) -> RestoreResult:
     """Replace the rows of ``tables`` (default: all in the backup) with the backup's; destructive.
 
-    Refused unless the backup's newest verification passed and ``confirm`` is its manifest sha256.
-    One transaction: on failure the tables are unchanged (``Conflict`` names the table).
+    Refused unless the backup's newest verification passed (sealed, see manifest.py) and ``confirm``
+    is the token a dry run (``dry_run=True``: what would be replaced, touching nothing) gave for this
+    backup, database and tables. A refusal never carries the token. One transaction: on failure the
+    tables are unchanged (``Conflict`` names the table).
     """
     folder_path = backup_dir(backups_root(project_dir, folder), backup_id)
     manifest, sha = read_manifest(folder_path)
@@ -426,15 +448,24 @@ def restore_tables(
             backup_id=backup_id,
             reason="not_verified",
         )
-    if confirm != sha:
-        raise ConfirmationRequired(
-            f"restoring {backup_id} replaces table data: pass confirm equal to the backup's manifest_sha256 "
-            "(from list_backups or verify_backup)",
-            backup_id=backup_id,
-        )
     parsed = parse_url(url)
-    dialect = dialect_of(parsed)
     chosen = list(dict.fromkeys(tables)) if tables else [t.name for t in manifest.tables]
+    unknown = [t for t in chosen if manifest.table(t) is None]
+    if unknown:
+        raise InvalidInput(f"backup {backup_id} holds no table {', '.join(unknown)}", tables=unknown)
+    if dry_run:
+        return _restore_preview(manifest, sha, parsed, chosen, target_schema)
+    if not seal.check_token(confirm, "restore", RESTORE_PURPOSE,
+                            *_restore_parts(backup_id, sha, parsed, chosen, target_schema)):  # fmt: skip
+        raise ConfirmationRequired(
+            f"restoring {backup_id} replaces the rows of {', '.join(chosen)} in {display_url(parsed)}: "
+            + ("confirm does not match this backup, database and tables (or the manifest changed since). "
+               if confirm else "")
+            + "Call restore_backup with dry_run=true to see what it replaces and get its confirm token",
+            backup_id=backup_id,
+            reason="confirm_mismatch" if confirm else "confirm_required",
+        )
+    dialect = dialect_of(parsed)
     key = crypto.load_key(manifest.encryption.key_env or "") if manifest.encryption.scheme != "none" else None
     target = Target(parsed, dialect, target_schema, scratch=False)
     report = progress or _quiet
@@ -473,6 +504,25 @@ def restore_tables(
         all_checksums_ok=all(r.checksum_ok for r in rows),
         seconds=seconds,
         warnings=warnings,
+    )
+
+
+def _restore_preview(
+    manifest: Manifest, sha: str, parsed: URL, chosen: list[str], target_schema: str | None
+) -> RestoreResult:
+    rows = []
+    for t in chosen:
+        entry = manifest.table(t)
+        assert entry is not None
+        rows.append(TableRestore(table=t, rows=entry.rows, detail="its rows would be replaced by the backup's"))
+    return RestoreResult(
+        backup_id=manifest.backup_id,
+        target=display_url(parsed),
+        tables=rows,
+        all_checksums_ok=None,
+        seconds=0.0,
+        dry_run=True,
+        confirm_token=restore_token(manifest.backup_id, sha, parsed, chosen, target_schema),
     )
 
 

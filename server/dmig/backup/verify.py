@@ -4,7 +4,8 @@ Files are checked first (sha256 of every file against the manifest: a flipped or
 is pinned to its table without touching a database), then every table whose files are intact is
 restored into a scratch database through the same code a real restore runs, its checksum is
 computed by the diff's machinery and compared with the manifest's, the restore time is measured,
-and the result is appended to the manifest. The scratch is dropped whatever happens.
+and the result is appended to the manifest, sealed over the manifest as it is then (see
+manifest.py). The scratch is dropped whatever happens.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.engine import URL
 from dmig import policy
 from dmig.backup import crypto
 from dmig.backup.checksum import table_checksum
-from dmig.backup.manifest import Manifest, Verification
+from dmig.backup.manifest import Manifest, Verification, same_content
 from dmig.backup.restore import Target, effective_schema, restore
 from dmig.backup.scratch import scratch
 from dmig.backup.session import connection, db_error
@@ -131,6 +132,10 @@ def verify_backup(folder: Path, url: str | None = None, progress: ProgressFn | N
     )
     with manifest_lock(folder):
         current, _ = read_manifest(folder)
+        if same_content(current, manifest):
+            record = current.sealed_record(record)
+        else:  # edited while we restored: what we verified is not what the manifest now says
+            record.problems.append("the manifest changed during verification: verify again")
         current.verifications.append(record)
         sha = write_manifest(folder, current)
     return VerifyOutcome(current, sha, record)

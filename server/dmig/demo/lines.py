@@ -106,6 +106,11 @@ def learning(o: Out) -> str:
     return f"learning with {measured} measured facts in {o['path']} ({o['line_count']} lines)"
 
 
+def restore_preview(o: Out) -> str:
+    rows = sum(t["rows"] for t in o["tables"])
+    return f"would replace {rows:,} rows of {', '.join(t['table'] for t in o['tables'])} in {o['target']}"
+
+
 def restore(o: Out) -> str:
     rows = sum(t["rows"] for t in o["tables"])
     return f"{rows:,} rows restored in {o['seconds']:.2f}s, checksums {'ok' if o['all_checksums_ok'] else 'DIFFER'}"

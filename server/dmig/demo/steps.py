@@ -207,12 +207,16 @@ async def drill(st: Story, first: Out) -> facts.Estimates:
     ``rollback`` from the backup contract took; diffs prove the drill equals the source again.
     """
     s = st.s
-    backup, verified = st.out["backup"]["backup"], st.out["verify_backup"]
+    backup = st.out["backup"]["backup"]
     tables = ["users"] if st.dialect in DRILL_WITHOUT_FK_CHILDREN else TABLES
     if tables != TABLES:
         s.account.note(f"{st.dialect}: the drill copy holds users only (known limitation: rollback does not yet "
                        "restore a table that other tables reference by foreign key there)")  # fmt: skip
-    args = {"backup_id": backup["backup_id"], "url": DRILL, "confirm": verified["manifest_sha256"], "tables": tables}
+    args = {"backup_id": backup["backup_id"], "url": DRILL, "tables": tables}
+    # The confirm token comes from the preview of exactly this restore (backup, database, tables).
+    preview = await s.call("restore_backup (drill preview)", "restore_backup", {**args, "dry_run": True},
+                           lines.restore_preview)  # fmt: skip
+    args["confirm"] = preview["confirm_token"]
     restored = await s.call("restore_backup (drill)", "restore_backup", args, lines.restore)
     if not restored["all_checksums_ok"]:
         raise StoryError("the drill's restore does not match the backup's checksums")

@@ -41,11 +41,16 @@ from dmig.errors import DmigError
 from dmig.redact import redact
 
 
+def _seal_env() -> dict[str, str]:
+    """Where the seal key lives (dmig.seal), passed on so the server signs with the user's own key."""
+    return {k: os.environ[k] for k in ("DMIG_DATA_DIR", "XDG_DATA_HOME") if os.environ.get(k)}
+
+
 async def _story(project: Path, dbs: Databases, account: Account, log: Path) -> tuple[steps.Story, Estimates]:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "dmig", "serve"],
-        env={"DMIG_PROJECT_DIR": str(project), "PATH": os.environ.get("PATH", ""), **dbs.env()},
+        env={"DMIG_PROJECT_DIR": str(project), "PATH": os.environ.get("PATH", ""), **_seal_env(), **dbs.env()},
         cwd=str(project),
     )
     async with AsyncExitStack() as stack:

@@ -83,7 +83,7 @@ def complete(
                 )
             if run.plan_checksum != plan.checksum:
                 raise Conflict(
-                    f"migration {plan.id} was run under another plan ({run.plan_checksum[:12]}...): complete with it",
+                    f"migration {plan.id} was run under another plan: complete with that plan",
                     reason="other_plan",
                 )
             results = run_checks(engine, plan.validation.checks)

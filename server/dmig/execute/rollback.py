@@ -301,7 +301,7 @@ def _refuse(plan: Plan, run: ledger.LedgerRow | None) -> None:
         raise Conflict(f"migration {plan.id} is already {run.state.replace('_', ' ')}", reason="already_" + run.state)
     if run.plan_checksum != plan.checksum:
         raise Conflict(
-            f"migration {plan.id} ran under another plan ({run.plan_checksum[:12]}...): roll back with that plan",
+            f"migration {plan.id} ran under another plan: roll back with that plan",
             reason="other_plan",
         )
 

@@ -131,10 +131,9 @@ def _begin_or_resume(engine: sa.Engine, plan: Plan) -> tuple[bool, dict[str, led
     fresh = run is None or run.state in ledger.ENDED
     if not fresh and run is not None and run.plan_checksum != plan.checksum:
         raise Conflict(
-            f"migration {plan.id} has a run in state {run.state} under another plan ({run.plan_checksum[:12]}...): "
+            f"migration {plan.id} has a run in state {run.state} under another plan: "
             "resume it with that plan, or abort it first",
             reason="other_plan_in_progress",
-            run_checksum=run.plan_checksum,
         )
     if fresh:
         snap = _start_snapshot(engine, plan)

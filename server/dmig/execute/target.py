@@ -1,9 +1,11 @@
-"""Checks every executor entry point makes before touching the database: the plan is the reviewed one
-(checksum), the caller confirmed exactly it, and the URL names the database the plan was made for.
+"""Checks every executor entry point makes before touching the database: the plan is the one
+plan_migration sealed (checksum + server-side seal), the caller confirmed exactly it, and the URL
+names the database the plan was made for. No refusal ever carries an expected confirm value.
 """
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -18,18 +20,24 @@ __all__ = ["admit", "require_confirm", "resolve_url", "verify_plan"]
 
 
 def require_confirm(plan: Plan, confirm: str | None, action: str) -> None:
+    """``confirm`` must be the checksum the reviewer saw; an error never says what it is.
+
+    The plan's seal (``verify_plan``) is what proves the plan is the one plan_migration made; the
+    confirmation is the caller's statement that this is the plan they reviewed. Echoing the
+    expected value would turn a refusal into the answer to copy back.
+    """
+    where = "the checksum shown in plan_migration's result and in the plan's runbook.md"
     if not confirm:
         raise ConfirmationRequired(
-            f"{action} changes the database: pass confirm = the plan checksum ({plan.checksum}) to show you "
-            "reviewed this exact plan",
-            checksum=plan.checksum,
+            f"{action} changes the database: pass confirm = {where}, to show you reviewed this exact plan",
+            reason="confirm_required",
+            migration_id=plan.id,
         )
-    if confirm.strip().lower() != plan.checksum:
+    if not hmac.compare_digest(confirm.strip().lower().encode(), plan.checksum.encode()):
         raise ConfirmationRequired(
-            f"confirm does not match plan {plan.id}'s checksum: {action} refused. Review the plan and pass its "
-            f"checksum ({plan.checksum})",
+            f"confirm does not match plan {plan.id}: {action} refused. Review the plan and pass {where}",
             reason="confirm_mismatch",
-            checksum=plan.checksum,
+            migration_id=plan.id,
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from dmig import seal
 from dmig.context import RunContext
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
@@ -100,10 +102,11 @@ def run_identity(src: URL, tgt: URL, req: CopyRequest, tables: list[str]) -> str
 
 
 def truncate_token(tgt: URL, tables: list[str]) -> str:
+    """The truncate confirmation: an HMAC (dmig.seal, key outside the project) over the target database and
+    the exact table set, so it cannot be worked out offline and does not carry over to another database."""
     db = Path(tgt.database or "db").name if dialect_of(tgt) == "sqlite" else (tgt.database or "db")
-    digest = hashlib.sha256((display_url(tgt) + "\n" + "\n".join(sorted(tables))).encode()).hexdigest()[:8]
     safe = "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in db)[:40]
-    return f"truncate-{safe}-{digest}"
+    return seal.token(f"truncate-{safe}", "copy-truncate", seal.database_identity(tgt), "\n".join(sorted(tables)))
 
 
 def copy_database(req: CopyRequest, rc: RunContext) -> CopySummary:
@@ -244,7 +247,7 @@ class _Copy:
             return
         tables = sorted(e.plan.target_table for e in entries)
         token = truncate_token(self.tgt_url, tables)
-        if self.req.confirm != token:
+        if not hmac.compare_digest((self.req.confirm or "").strip(), token):
             shown = ", ".join(tables[:10]) + (f" and {len(tables) - 10} more" if len(tables) > 10 else "")
             raise ConfirmationRequired(
                 f"truncate mode deletes every row of {len(tables)} target table(s) in {display_url(self.tgt_url)} "

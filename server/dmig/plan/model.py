@@ -2,8 +2,12 @@
 
 A plan is data (pydantic), written to ``docs/migrations/<id>/plan.yaml`` and executed as written:
 the executor never re-renders SQL, so what was reviewed is what runs. ``checksum`` is the sha256
-of the canonical JSON of the plan without that field; the executor demands it back as the
-``confirm`` value and refuses a plan whose content no longer matches it (edited after review).
+of the canonical JSON of the plan without ``checksum`` and ``seal``: the value a human reads in the
+runbook and the executor demands back as ``confirm``. A checksum alone proves nothing (whoever
+edits plan.yaml can recompute it), so ``seal`` is an HMAC of the same canonical content (which
+holds the plan's id and target) under the user's key (``dmig.seal``, outside the project): only
+plan_migration can make it, and a plan whose seal does not verify is refused, without ever
+saying what the expected checksum or seal would have been.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dmig import seal as _seal
 from dmig.errors import CorruptFile
 from dmig.spec.models import MigrationSpec
 from dmig.spec.steps import BackfillPlan, Finding, Step, ValidationCheck
@@ -154,6 +159,10 @@ class Plan(_Data):
     lint: dict[str, Any]
     estimated_seconds: dict[str, float] = Field(description="Per phase and in total.")
     checksum: str = ""
+    seal: str = Field(
+        default="",
+        description="HMAC-SHA256 of the canonical plan under the user's dmig key (made by plan_migration only).",
+    )
 
     def phase_steps(self, phase: str) -> list[PlanStep]:
         return [s for s in self.steps if s.phase == phase]
@@ -162,9 +171,16 @@ class Plan(_Data):
         return [(b.backfill.schema_, b.backfill.table) for b in self.backfills]
 
 
+SEAL_PURPOSE = "plan"
+UNSEALED = (
+    "plan {id} was edited after review: it is not exactly what plan_migration produced (or was not produced by "
+    "plan_migration for this user), so it is refused. Plan again with plan_migration and review the new plan"
+)
+
+
 def canonical_json(plan: Plan) -> str:
-    """The bytes the checksum covers: sorted keys, no whitespace, the checksum field left out."""
-    data = plan.model_dump(mode="json", by_alias=True, exclude={"checksum"})
+    """The bytes checksum and seal cover: sorted keys, no whitespace, without the checksum and seal fields."""
+    data = plan.model_dump(mode="json", by_alias=True, exclude={"checksum", "seal"})
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -173,8 +189,10 @@ def compute_checksum(plan: Plan) -> str:
 
 
 def sealed(plan: Plan) -> Plan:
-    """The plan with its checksum filled in."""
-    return plan.model_copy(update={"checksum": compute_checksum(plan)})
+    """The plan with its checksum and server-side seal filled in (plan_migration's last step)."""
+    body = canonical_json(plan)
+    checksum = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return plan.model_copy(update={"checksum": checksum, "seal": _seal.sign(SEAL_PURPOSE, checksum, body)})
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -182,13 +200,12 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def verify_plan(plan: Plan) -> None:
-    """A plan whose content no longer matches its checksum was edited after review: refuse it."""
-    actual = compute_checksum(plan)
-    if not plan.checksum or actual != plan.checksum:
-        raise CorruptFile(
-            f"plan {plan.id} does not match its checksum (stored {plan.checksum[:12] or 'none'}..., content "
-            f"{actual[:12]}...): it was edited after review. Re-plan with plan_migration and review the new plan",
-            reason="checksum_mismatch",
-            stored=plan.checksum,
-            actual=actual,
-        )
+    """Refuse a plan that is not exactly what plan_migration sealed; never reveal what would have passed.
+
+    The error carries neither the stored nor the recomputed checksum: echoing one would hand an
+    agent the value to write back into an edited plan.
+    """
+    body = canonical_json(plan)
+    checksum = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    if plan.checksum != checksum or not _seal.check(plan.seal, SEAL_PURPOSE, checksum, body):
+        raise CorruptFile(UNSEALED.format(id=plan.id), reason="checksum_mismatch", migration_id=plan.id)

@@ -1,9 +1,9 @@
 """backup, verify_backup, list_backups, prune_backups, restore_backup: thin adapters over dmig.backup.
 
 Backups are files in the project (``docs/migrations/backups`` by default), so writing one is not
-destructive to any database; restoring one is, and needs a passing verification plus the
-manifest's sha256 as ``confirm``. Pruning deletes files, so it answers a dry run with a token
-first. None of these tools exists in read-only mode except ``list_backups``.
+destructive to any database; restoring one is, and needs a passing (sealed) verification plus
+the confirm token of a dry run for that backup, database and tables. Pruning deletes files, so it
+answers a dry run with a token first. None of these tools exists in read-only mode except ``list_backups``.
 """
 
 from __future__ import annotations
@@ -75,10 +75,14 @@ class RestoreInput(Input):
     backup_id: str = Field(description="The backup to restore (it must have a passing verification).")
     url: str = Field(description="Database to restore into (env:VARNAME works). Its tables' rows are REPLACED.")
     confirm: str | None = Field(
-        default=None, description="The backup's manifest_sha256 (from list_backups or verify_backup)."
+        default=None,
+        description="The confirm_token of a dry run with the same backup, url and tables (run dry_run=true first).",
     )
     tables: list[str] | None = Field(default=None, description="Tables to restore (default: all in the backup).")
     target_schema: str | None = Field(default=None, description="PostgreSQL schema to restore into.")
+    dry_run: bool = Field(
+        default=False, description="Show what would be replaced and the confirm token for it; touch nothing."
+    )
     folder: str | None = _FOLDER
 
 
@@ -128,6 +132,7 @@ def restore_backup(inp: RestoreInput, rc: RunContext) -> RestoreResult:
         target_schema=inp.target_schema,
         folder=inp.folder,
         progress=rc.progress,
+        dry_run=inp.dry_run,
     )
 
 
@@ -149,7 +154,7 @@ def _render_verify(out: VerifyResult) -> str:
     lines = [f"verify {out.backup_id}: {head} (restore {v.restore_seconds:.2f}s into {v.scratch_target})"]
     lines += [f"  {t}: {s}" for t, s in v.tables.items()]
     lines += [f"problem: {p}" for p in out.problems]
-    lines.append(f"manifest_sha256 (restore confirm): {out.manifest_sha256}")
+    lines.append(f"manifest_sha256: {out.manifest_sha256} (restore: run restore-backup --dry-run for its token)")
     return "\n".join(lines)
 
 
@@ -178,6 +183,10 @@ def _render_prune(out: PruneResult) -> str:
 
 
 def _render_restore(out: RestoreResult) -> str:
+    if out.dry_run:
+        lines = [f"dry run: restoring {out.backup_id} into {out.target} would replace the rows of:"]
+        lines += [f"  {t.table}: {t.rows} rows in the backup" for t in out.tables]
+        return "\n".join([*lines, f"confirm token (pass as --confirm to restore exactly this): {out.confirm_token}"])
     lines = [f"restored {out.backup_id} into {out.target} in {out.seconds:.2f}s"]
     for t in out.tables:
         detail = f": {t.detail}" if t.detail else ""
@@ -219,8 +228,8 @@ TOOLS = [
             "Check every file's sha256, restore the backup into a scratch database created for the purpose "
             "(dmig_verify_*, dropped afterwards; a temp file for SQLite), compare row counts and checksums with the "
             "manifest, measure the restore time and record the verification in the manifest. Names every table "
-            "whose file is corrupt or truncated. Returns the new manifest_sha256, which restore_backup needs as "
-            "confirm. Does not touch user data."
+            "whose file is corrupt or truncated. The record is sealed with the user's dmig key: only a sealed, "
+            "passing verification of the manifest as it is makes a backup verified. Does not touch user data."
         ),
         read_only=False,
         destructive=False,
@@ -239,7 +248,7 @@ TOOLS = [
         title="List backups",
         description=(
             "List the backups in the project (newest first): source (masked), tables, rows, size, whether the newest "
-            "verification passed, and each manifest_sha256 (restore_backup's confirm value)."
+            "verification passed (and is sealed for this manifest), and each manifest_sha256."
         ),
         read_only=True,
         destructive=False,
@@ -276,15 +285,16 @@ TOOLS = [
         description=(
             "DESTRUCTIVE: replace the rows of the backup's tables (or the listed ones) in the target database with "
             "the backup's, in one transaction (missing tables are created first), then compare checksums with the "
-            "manifest. Refused unless the backup's newest verification passed and confirm equals its manifest_sha256 "
-            "(from list_backups or verify_backup). Not available in read-only mode."
+            "manifest. Refused unless the backup's newest verification passed and confirm is the confirm_token of a "
+            "dry run (dry_run=true: lists what would be replaced) for this backup, database and tables. Not "
+            "available in read-only mode."
         ),
         read_only=False,
         destructive=True,
         idempotent=False,
         open_world=True,
         cli_positional=("backup_id", "url"),
-        cli_exit_code=lambda out: 0 if out.all_checksums_ok else 1,
+        cli_exit_code=lambda out: 0 if out.dry_run or out.all_checksums_ok else 1,
         cli_render=_render_restore,
         tags=("backup",),
     ),
