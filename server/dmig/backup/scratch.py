@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 
 from dmig.backup.restore import Target
 from dmig.backup.session import db_error
+from dmig.db.access import trusted_folder
 from dmig.db.engine import classify, create
 from dmig.db.urls import display_url
 from dmig.errors import DatabaseError
@@ -53,7 +54,8 @@ def scratch(dialect: str, url: URL | None, backup_id: str, *, need_database: boo
         folder = Path(tempfile.mkdtemp(prefix="dmig-verify-"))
         try:
             path = folder / "scratch.db"
-            yield Target(URL.create("sqlite", database=str(path)), "sqlite", None, True), "temporary SQLite file"
+            with trusted_folder(folder):  # our own temp folder: allowed even when SQLite files are confined
+                yield Target(URL.create("sqlite", database=str(path)), "sqlite", None, True), "temporary SQLite file"
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
