@@ -295,13 +295,22 @@ def test_mcp_server_refuses_hostile_urls_and_nothing_changes(
         ("inspect", {"url": with_query(mysql_url, init_command=f"SELECT 1 INTO OUTFILE '{outfile}'")}),
         ("inspect", {"url": with_query(mysql_url, local_infile="1")}),
         ("inspect", {"url": with_query(pg_url, options="-c default_transaction_read_only=off")}),
-        ("validate", {"spec": {"target": f"sqlite:///file:{tmp_path}/made.db?mode=rwc", "checks": []}}),
+        (
+            "validate",
+            {
+                "spec": {
+                    "target": f"sqlite:///file:{tmp_path}/made.db?mode=rwc",
+                    "checks": [{"type": "not_null", "table": "sentinel", "columns": ["v"]}],
+                }
+            },
+        ),
         ("lint_migration", {"sql": "SELECT 1", "url": with_query(pg_url, passfile="/etc/passwd")}),
     ]
     for read_only in (False, True):
         results = call(project, calls, *(["--read-only"] if read_only else []))
         for (name, _args), res in zip(calls, results, strict=True):
             assert res.get("error", {}).get("code") == "E_INVALID_INPUT", (name, res)
+            assert res["error"]["details"].get("reason") == "invalid connection option", (name, res)
             no_passwd(json.dumps(res))
     assert sentinel_rows(mysql_url) == [(1, "intact")]
     assert sentinel_rows(pg_url) == [(1, "intact")]
