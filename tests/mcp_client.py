@@ -20,7 +20,13 @@ def dmig_executable() -> str:
 
 
 def server_params(project_dir: Path, *args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
-    child_env = {"DMIG_PROJECT_DIR": str(project_dir), "PATH": os.environ.get("PATH", "")}
+    # Test databases live beside the scratch project (pytest's tmp_path): allow that folder, as a user
+    # would with DMIG_ALLOWED_DIRS. Tests of the confinement itself pass their own value.
+    child_env = {
+        "DMIG_PROJECT_DIR": str(project_dir),
+        "PATH": os.environ.get("PATH", ""),
+        "DMIG_ALLOWED_DIRS": str(Path(project_dir).resolve().parent),
+    }
     child_env.update({k: os.environ[k] for k in ("DMIG_DATA_DIR",) if k in os.environ})  # the seal key
     child_env.update(env or {})
     return StdioServerParameters(command=dmig_executable(), args=["serve", *args], env=child_env, cwd=str(project_dir))

@@ -161,11 +161,26 @@ def _policy_gate(spec: ToolSpec, rc: RunContext) -> contextlib.AbstractContextMa
 
 
 def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseModel:
-    """Validate, guard, call and audit: the one code path both front ends use."""
+    """Validate, guard, call and audit: the one code path both front ends use.
+
+    The call's connection rules (``dmig.db.access``) are set here, around everything the tool does:
+    a read-only tool, or any tool of a read-only server, gets read-only sessions at the database;
+    under the MCP server SQLite files must be inside the project or ``DMIG_ALLOWED_DIRS``.
+    """
     if rc.read_only and not spec.read_only:
         from dmig.errors import ReadOnlyMode
 
         raise ReadOnlyMode(f"tool {spec.name} is not available in read-only mode")
+    from dmig.db import access
+
+    rules = access.for_call(
+        read_only=spec.read_only or rc.read_only, project_dir=rc.project_dir, confine=rc.front_end == "mcp"
+    )
+    with access.scope(rules):
+        return _run_checked(spec, arguments, rc)
+
+
+def _run_checked(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseModel:
     if spec.read_only:
         with _policy_gate(spec, rc):
             return spec.func(spec.input_model.model_validate(_apply_policy(spec, arguments)), rc)

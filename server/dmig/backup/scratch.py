@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from dmig import policy
 from dmig.backup.restore import Target
 from dmig.backup.session import db_error
+from dmig.db.access import trusted_folder
 from dmig.db.engine import classify, create
 from dmig.db.urls import display_url
 from dmig.errors import DatabaseError
@@ -56,7 +57,8 @@ def scratch(dialect: str, url: URL | None, backup_id: str, *, need_database: boo
             path = folder / "scratch.db"
             target = Target(URL.create("sqlite", database=str(path)), "sqlite", None, True)
             policy.created_here(target.url)  # ours, throw-away: the policy's connect check lets it through
-            yield target, "temporary SQLite file"
+            with trusted_folder(folder):  # our own temp folder: allowed even when SQLite files are confined
+                yield target, "temporary SQLite file"
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return

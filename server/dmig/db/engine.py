@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
 from dmig import policy
+from dmig.db import access, localinfile
+from dmig.db.urlpolicy import check_url
 from dmig.db.urls import Dialect, dialect_of, display_url, parse_url
 from dmig.errors import ConnectionFailed, InvalidInput, NotFound
 from dmig.redact import redact
@@ -23,36 +27,113 @@ from dmig.redact import redact
 CONNECT_TIMEOUT_S = 5
 
 
-def _connect_args(dialect: Dialect) -> dict[str, object]:
+def _connect_args(dialect: Dialect, *, read_only: bool, local_infile: bool) -> dict[str, object]:
+    """Driver settings we choose (they win over the URL's, whose options are allow-listed anyway)."""
     if dialect == "postgresql":
-        return {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "dmig"}
+        args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "dmig"}
+        if read_only:
+            # A connect option, so every transaction of the session starts read-only (SQLSTATE 25006).
+            args["options"] = "-c default_transaction_read_only=on"
+        return args
     if dialect == "mysql":
-        return {"connect_timeout": CONNECT_TIMEOUT_S, "local_infile": True}
+        args = {"connect_timeout": CONNECT_TIMEOUT_S, "local_infile": local_infile}
+        if read_only:
+            args["init_command"] = _MYSQL_READ_ONLY
+        return args
     return {"timeout": 30}
+
+
+_MYSQL_READ_ONLY = "SET SESSION TRANSACTION READ ONLY"
 
 
 def _sqlite_file(url: URL) -> Path | None:
     db = url.database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    if not db or db == ":memory:":
         return None
     return Path(db)
 
 
-def create(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5) -> Engine:
-    """Build an engine (not yet connected). SQLite files must exist unless we are creating one."""
+def create(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5, local_infile: bool = False) -> Engine:
+    """Build an engine (not yet connected). SQLite files must exist unless we are creating one.
+
+    The connection rules of the current tool call (``dmig.db.access``: read-only sessions, the
+    folders SQLite files may be in) are applied here, the one place every engine is made.
+    ``local_infile``: only for the copy's bulk loads (``dmig.db.localinfile``); never for a read-only call.
+    """
     url = raw_url if isinstance(raw_url, URL) else parse_url(raw_url)
     dialect = dialect_of(url)
+    check_url(url, dialect, display_url(url))  # URLs built in code pass the same allow-list
     policy.check_connect(url)  # the project policy's backstop: no engine to a database the call did not admit
+    acc = access.current()
     if dialect == "sqlite":
-        path = _sqlite_file(url)
-        if must_exist and path is not None and not path.exists():
-            raise NotFound(f"SQLite database file {path} does not exist", path=str(path), reason="sqlite_file_missing")
-        engine = sa.create_engine(url, connect_args=_connect_args(dialect))
-        event.listen(engine, "connect", _sqlite_on_connect)
-        return engine
-    return sa.create_engine(
-        url, connect_args=_connect_args(dialect), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
+        return _create_sqlite(url, acc, must_exist=must_exist)
+    engine = sa.create_engine(
+        url,
+        connect_args=_connect_args(dialect, read_only=acc.read_only, local_infile=local_infile and not acc.read_only),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
     )
+    if dialect == "mysql":
+        localinfile.install()
+        event.listen(engine, "connect", _mysql_on_connect)
+    if acc.read_only:
+        event.listen(engine, "checkout", _READ_ONLY_AGAIN[dialect])
+    return engine
+
+
+def _create_sqlite(url: URL, acc: access.Access, *, must_exist: bool) -> Engine:
+    path = _sqlite_file(url)
+    ro_uri: str | None = None
+    if path is not None:
+        if acc.sqlite_roots is not None or acc.read_only:
+            path = acc.sqlite_path(str(path))
+            url = url.set(database=str(path))  # open the very file that was checked
+        if must_exist and not path.exists():
+            raise NotFound(f"SQLite database file {path} does not exist", path=str(path), reason="sqlite_file_missing")
+        if acc.read_only:
+            # Our own URI, never the user's: SQLite itself refuses writes ("attempt to write a readonly database").
+            ro_uri = f"file:{quote(str(path))}?mode=ro"
+    engine = sa.create_engine(url, connect_args=_connect_args("sqlite", read_only=False, local_infile=False))
+    if ro_uri is not None:
+
+        def open_read_only(_dialect: object, _record: object, cargs: list[Any], cparams: dict[str, Any]) -> None:
+            cargs[:] = [ro_uri]
+            cparams["uri"] = True
+
+        event.listen(engine, "do_connect", open_read_only)
+
+    def on_connect(dbapi_conn: sqlite3.Connection, record: object) -> None:
+        acc.guard_sqlite(dbapi_conn)
+        _sqlite_on_connect(dbapi_conn, record)
+
+    event.listen(engine, "connect", on_connect)
+    return engine
+
+
+def _mysql_on_connect(dbapi_conn: Any, _record: object) -> None:
+    localinfile.disable(dbapi_conn)  # even a bulk-load connection sends a file only inside allow_file()
+
+
+def _read_only_again(sql: str) -> Callable[[Any, object, object], None]:
+    """Read-only again on every checkout, committed so the next transaction starts read-only: code that
+    set READ WRITE on a pooled connection (or user SQL that changed the session default) cannot leak it."""
+
+    def on_checkout(dbapi_conn: Any, _record: object, _proxy: object) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(sql)
+        finally:
+            cur.close()
+        dbapi_conn.commit()
+
+    return on_checkout
+
+
+_READ_ONLY_AGAIN = {
+    "postgresql": _read_only_again("SET default_transaction_read_only = on"),
+    "mysql": _read_only_again(_MYSQL_READ_ONLY),
+}
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
@@ -150,10 +231,12 @@ def connect(raw_url: str | URL, *, must_exist: bool = True) -> Iterator[sa.Conne
         engine.dispose()
 
 
-def open_engine(raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5) -> Engine:
+def open_engine(
+    raw_url: str | URL, *, must_exist: bool = True, pool_size: int = 5, local_infile: bool = False
+) -> Engine:
     """An engine whose first connection has been proven (so later failures are not connect failures)."""
     url = raw_url if isinstance(raw_url, URL) else parse_url(raw_url)
-    engine = create(url, must_exist=must_exist, pool_size=pool_size)
+    engine = create(url, must_exist=must_exist, pool_size=pool_size, local_infile=local_infile)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
+from dmig.db.urlpolicy import check_url
 from dmig.errors import InvalidInput, NotFound
 from dmig.redact import redact, remember_secret
 
@@ -109,7 +110,7 @@ def parse_url(raw: str) -> URL:
     url = _make(text, ref)
     if url.password:
         remember_secret(str(url.password))
-    for key in ("password", "sslpassword"):
+    for key in ("password", "sslpassword", "ssl_key_password"):
         if key in url.query:
             value = url.query[key]
             for item in value if isinstance(value, tuple) else (value,):
@@ -126,7 +127,9 @@ def parse_url(raw: str) -> URL:
         raise _malformed(
             text, ref, "a SQLite URL names a file, not a host: use sqlite:///relative.db or sqlite:////abs"
         )
-    return url.set(drivername=known[1])
+    url = url.set(drivername=known[1])
+    check_url(url, known[0], display_url(url))
+    return url
 
 
 def dialect_of(url: URL) -> Dialect:

@@ -105,12 +105,14 @@ class Engines:
     spent over a second of each worker's time that way)."""
 
     def __init__(self) -> None:
-        self._engines: dict[tuple[str, bool], Engine] = {}
+        self._engines: dict[tuple[str, bool, bool], Engine] = {}
 
-    def get(self, url: str, must_exist: bool = True) -> Engine:
-        engine = self._engines.get((url, must_exist))
+    def get(self, url: str, must_exist: bool = True, *, bulk_load: bool = False) -> Engine:
+        """``bulk_load``: the copy's target, the only engine whose connections may use LOAD DATA LOCAL."""
+        engine = self._engines.get((url, must_exist, bulk_load))
         if engine is None:
-            engine = self._engines[(url, must_exist)] = create(url, must_exist=must_exist)
+            engine = create(url, must_exist=must_exist, local_infile=bulk_load)
+            self._engines[(url, must_exist, bulk_load)] = engine
         return engine
 
     def dispose(self) -> None:
@@ -129,7 +131,7 @@ def copy_partition(job: PartitionJob, report: ReportFn, engines: Engines | None 
     own = engines is None
     engines = engines or Engines()
     src_engine = engines.get(job.source_url)
-    tgt_engine = engines.get(job.target_url, must_exist=False)
+    tgt_engine = engines.get(job.target_url, must_exist=False, bulk_load=True)
     reader = writer = None
     try:
         store = Store(tgt_engine, job.run_id, job.checkpoint_schema)

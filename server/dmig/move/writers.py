@@ -5,10 +5,12 @@
   ``synchronous_commit`` off for the session. Incremental mode COPYs into a session temp table and merges with
   ``INSERT ... ON CONFLICT (key) DO UPDATE``.
 * MySQL/MariaDB: ``LOAD DATA LOCAL INFILE`` from a per-batch temp file when the server allows
-  ``local_infile``. LOCAL turns data errors into warnings (rows silently truncated or skipped),
-  so the load runs under a SAVEPOINT and any warning or short count rolls back to it and the
-  batch is redone as multi-row INSERTs (PyMySQL splits them under ``max_allowed_packet``), which
-  fail properly in strict mode and so can be bisected into rejects.
+  ``local_infile`` and the target engine was opened for bulk loads; the driver then sends that one
+  file and nothing else, whatever the server asks for (``dmig.db.localinfile``). LOCAL turns
+  data errors into warnings (rows silently truncated or skipped), so the load runs under a
+  SAVEPOINT and any warning or short count rolls back to it and the batch is redone as multi-row
+  INSERTs (PyMySQL splits them under ``max_allowed_packet``), which fail properly in strict mode
+  and so can be bisected into rejects.
 * SQLite: one prepared INSERT ``executemany`` per batch transaction, with load pragmas
   (``journal_mode=WAL``, ``synchronous=OFF``, a large ``cache_size``, ``foreign_keys=OFF``)
   restored afterwards. ``journal_mode=OFF`` is deliberately not used: without a journal a
@@ -31,6 +33,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
+from dmig.db import localinfile
 from dmig.move.rawconn import RawConn
 from dmig.move.typemap import Kind
 from dmig.move.values import format_timedelta
@@ -139,7 +142,8 @@ class Writer:
             ]
             self._insert_sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in rest)
         self._max_stmt = max(64 * 1024, min(int(packet) - 64 * 1024, 8 * 1024 * 1024))
-        self.load_data = bool(int(local_infile)) and not self.upsert
+        # LOCAL only on a connection opened for it (the copy's target engine) and only for our own file.
+        self.load_data = bool(int(local_infile)) and not self.upsert and localinfile.capable(self.raw.dbapi)
         if self.load_data:
             self._tmpdir = tempfile.mkdtemp(prefix="dmig-load-")
             self._load_path = os.path.join(self._tmpdir, "batch.tsv")
@@ -235,7 +239,8 @@ class Writer:
         with open(self._load_path, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("".join([line(row) for row in rows]))
         try:
-            cur.execute(self._load_sql)
+            with localinfile.allow_file(self.raw.dbapi, self._load_path):
+                cur.execute(self._load_sql)
         except Exception as exc:
             if is_data_error(exc, "mysql"):
                 raise LoadFallback() from exc
