@@ -45,3 +45,31 @@ def test_lint_over_mcp_survives_hostile_sql(project) -> None:
     assert out[0]["error"]["code"] == "E_INVALID_INPUT"
     assert out[1]["error"]["code"] == "E_INVALID_INPUT"
     assert out[2]["read_only_mode"] is True
+
+
+BIG = "A" * 10_000_000
+MEDIUM = "A" * 100_000
+OVERSIZED = [
+    ("inspect", {"url": BIG}),
+    ("bus_append", {"type": "note", "text": BIG}),
+    ("status_update", {"story_id": BIG, "status": "ready"}),
+    ("lint_migration", {"sql": BIG}),
+    ("self_improve", {"insight": BIG}),
+    ("lint_migration", {"spec": BIG}),
+    ("inspect", {"url": MEDIUM}),
+    ("bus_append", {"type": "note", "text": MEDIUM}),
+    ("status_update", {"story_id": MEDIUM, "status": "ready"}),
+    ("self_improve", {"insight": MEDIUM}),
+    ("lint_migration", {"spec": MEDIUM}),
+]
+
+
+def test_oversized_strings_are_refused_fast_over_mcp(project) -> None:
+    started = time.perf_counter()
+    out = call(project, [*OVERSIZED, ("server_info", {})])
+    assert time.perf_counter() - started < 60
+    for (tool, args), payload in zip(OVERSIZED, out[:-1], strict=True):
+        assert payload["error"]["code"] == "E_INVALID_INPUT", (tool, list(args))
+    assert out[-1]["read_only_mode"] is False
+    audit = (project / "docs/00-meta/dmig-audit.jsonl").read_text()
+    assert "AAAAAAAAAA" not in audit

@@ -165,7 +165,10 @@ def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseM
         from dmig.errors import ReadOnlyMode
 
         raise ReadOnlyMode(f"tool {spec.name} is not available in read-only mode")
+    from dmig import bounds
+
     if spec.read_only:
+        bounds.check(spec.input_model, arguments)
         return spec.func(spec.input_model.model_validate(_apply_policy(spec, arguments, rc)), rc)
     return _run_audited(spec, arguments, rc)
 
@@ -176,7 +179,14 @@ def _run_audited(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> B
 
     started = time.perf_counter()
     outcome, result = "error:E_INTERNAL", None
+    from dmig import bounds
+
     try:
+        try:
+            bounds.check(spec.input_model, arguments)
+        except bounds.InputTooLarge:
+            arguments = bounds.placeholder(arguments)
+            raise
         inp = spec.input_model.model_validate(_apply_policy(spec, arguments, rc))
         out = spec.func(inp, rc)
         outcome, result = "ok", out.model_dump(mode="json")
