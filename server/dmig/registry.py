@@ -171,8 +171,11 @@ def run_tool(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> BaseM
         from dmig.errors import ReadOnlyMode
 
         raise ReadOnlyMode(f"tool {spec.name} is not available in read-only mode")
+    from dmig import bounds
     from dmig.db import access
 
+    if spec.read_only:
+        bounds.check(spec.input_model, arguments)  # first: nothing reads an oversized input
     rules = access.for_call(
         read_only=spec.read_only or rc.read_only, project_dir=rc.project_dir, confine=rc.front_end == "mcp"
     )
@@ -194,7 +197,14 @@ def _run_audited(spec: ToolSpec, arguments: dict[str, Any], rc: RunContext) -> B
     audit.preflight(rc.project_dir)  # a change that could not be audited is not made
     started = time.perf_counter()
     outcome, result = "error:E_INTERNAL", None
+    from dmig import bounds
+
     try:
+        try:
+            bounds.check(spec.input_model, arguments)
+        except bounds.InputTooLarge:
+            arguments = bounds.placeholder(arguments)
+            raise
         with _policy_gate(spec, rc):
             inp = spec.input_model.model_validate(_apply_policy(spec, arguments))
             out = spec.func(inp, rc)

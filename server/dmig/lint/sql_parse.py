@@ -524,5 +524,59 @@ def parse_glot(text: str, dialect: str) -> list[Statement]:
     return out
 
 
+# Untrusted SQL must never crash the server: pglast's C parser recurses once per operator and
+# overflows the C stack (SIGSEGV, 30,000 ``+`` terms), sqlglot raises RecursionError. A cheap
+# linear pre-scan refuses what no real migration needs before either parser sees it.
+MAX_SQL_CHARS = 1_000_000
+MAX_OPERATORS = 2_000
+MAX_NESTING = 100
+_OPERATOR = re.compile(r"[-+*/%^|&<>=]+|\b(?:AND|OR|NOT)\b", re.I)
+
+
+def _refuse_unparsable(text: str) -> None:
+    from dmig.errors import InvalidInput
+
+    if len(text) > MAX_SQL_CHARS:
+        raise InvalidInput(f"the SQL is {len(text)} characters; the limit is {MAX_SQL_CHARS}", limit=MAX_SQL_CHARS)
+    depth = deepest = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise InvalidInput(f"the SQL nests parentheses {deepest} deep; the limit is {MAX_NESTING}", limit=MAX_NESTING)
+
+
+def _refuse_complex_statement(text: str) -> None:
+    from dmig.errors import InvalidInput
+
+    count = sum(1 for _ in _OPERATOR.finditer(text))
+    if count > MAX_OPERATORS:
+        raise InvalidInput(
+            f"a statement has {count} operators; the limit is {MAX_OPERATORS} (split the expression)",
+            limit=MAX_OPERATORS,
+        )
+
+
 def parse(text: str, dialect: str) -> list[Statement]:
+    _refuse_unparsable(text)
+    try:
+        statements = split_statements(text, dialect)
+    except RecursionError:
+        from dmig.errors import InvalidInput
+
+        raise InvalidInput("the SQL is too deeply nested to parse") from None
+    for st in statements:
+        _refuse_complex_statement(st.text)
+    try:
+        return _parse(text, dialect)
+    except RecursionError:
+        from dmig.errors import InvalidInput
+
+        raise InvalidInput("the SQL is too deeply nested to parse") from None
+
+
+def _parse(text: str, dialect: str) -> list[Statement]:
     return parse_postgresql(text) if dialect == "postgresql" else parse_glot(text, dialect)

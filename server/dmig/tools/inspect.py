@@ -16,8 +16,9 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
 
     class InspectInput(Input):
         url: str = Field(
+            max_length=4096,
             description="Database URL (postgresql://user@host:5432/db, mysql://user@host/db, sqlite:///file.db) "
-            "or env:VARNAME naming an environment variable that holds it (keeps the password out of the chat)."
+            "or env:VARNAME naming an environment variable that holds it (keeps the password out of the chat).",
         )
         schema: str | None = Field(
             None,
