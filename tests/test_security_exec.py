@@ -93,3 +93,27 @@ def test_mariadb_native_backup_option_like_table_names(mysql_url, project, tmp_p
     finally:
         engine.dispose()
     assert root(project).is_relative_to(project)
+
+
+SECRETS = {
+    "SOURCE_DB_URL": "postgresql://app:hunter2-source@db.example/prod",
+    "TARGET_DATABASE_URL": "mysql://root:hunter2-target@db.example/prod",
+    "API_TOKEN": "tok-hunter2-abcdef",
+    "DMIG_BACKUP_KEY": "key-hunter2-123456",
+    "INNOCENT_NAME": "https://u:hunter2-inline@example.org/x",
+    "MY_PASSWORD": "hunter2-plain",
+}
+
+
+@pytest.mark.parametrize("command", ["env", "printenv", "set", "cat /proc/self/environ | tr '\\0' '\\n'"])
+def test_verify_runs_the_test_command_without_secret_variables(monkeypatch, tmp_path, command):
+    from dmig.harness import verify as verify_mod
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    run = verify_mod.run_command(command + " > captured.txt; cat captured.txt", tmp_path, 20_000)
+    captured = (tmp_path / "captured.txt").read_text()
+    for k, v in SECRETS.items():
+        assert v not in captured, f"{k} reached the test command"
+        assert v not in run.output_summary
+    assert "PATH=" in captured or "PATH" in captured  # the ordinary environment is kept
