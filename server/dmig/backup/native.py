@@ -224,6 +224,8 @@ def dump_mariadb(url: URL, tables: list[str], database: str, folder: Path) -> Na
             "--tz-utc",
             "--default-character-set=utf8mb4",
             "--skip-dump-date",
+            # "--" ends option parsing: a database or table named "--result-file=/x" is a name, not an option.
+            "--",
             database,
             *tables,
         ]
@@ -341,7 +343,7 @@ def mariadb_run(url: URL, database: str, chunks: Iterable[bytes], what: str, tab
     tool = clients.require(clients.MARIADB_CLIENT)
     with clients.mariadb_options(url) as opts:
         proc = subprocess.Popen(
-            [tool, opts, "--binary-mode", database],
+            [tool, opts, "--binary-mode", "--", database],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

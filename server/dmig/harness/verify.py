@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -24,7 +25,7 @@ from dmig.harness import environment, session, status
 from dmig.harness.clock import utc_now
 from dmig.harness.paths import ProjectFiles, project_files
 from dmig.harness.testcounts import Counts, parse, strip_ansi
-from dmig.redact import redact
+from dmig.redact import redact, remember_secret
 
 SUMMARY_LINES = 25
 SUMMARY_CHARS = 2000
@@ -89,6 +90,26 @@ def summarize(text: str, note: str | None = None) -> str:
     return redact(tail)
 
 
+# Names of variables that hold, or name, credentials: the test command does not inherit them (a suite
+# printing `env` must not hand the server's database passwords back through output_summary).
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|DATABASE_URL|DB_URL|PRIVATE", re.I)
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^@\s]*@")
+
+
+def clean_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the test command gets: ``environ`` without any variable that looks like a secret
+    (by name, or a URL carrying a password). The removed values are also registered with the redactor, so
+    that a suite that reads them some other way still cannot echo them back unmasked."""
+    environ = dict(os.environ if environ is None else environ)
+    kept: dict[str, str] = {}
+    for name, value in environ.items():
+        if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value):
+            remember_secret(value)
+            continue
+        kept[name] = value
+    return kept
+
+
 def run_command(command: str, cwd: Path, timeout_ms: int) -> RunResult:
     """Run ``command`` through the shell in ``cwd``; never raises for the command's own failure."""
     start = time.monotonic()
@@ -102,6 +123,7 @@ def run_command(command: str, cwd: Path, timeout_ms: int) -> RunResult:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=clean_env(),
             )
         except OSError as exc:
             return RunResult(

@@ -227,7 +227,7 @@ TOOLS = [
         description="Close the previous session, run the test command, compare with the last known result and "
         "report regressions (was passing, now failing), then return the bounded context.",
         read_only=False,
-        destructive=False,
+        destructive=True,
         idempotent=False,
         open_world=True,
         cli_positional=("story_id",),
@@ -242,7 +242,7 @@ TOOLS = [
         description="Run environment.json's test_command (with its timeout); the exit code is the verdict. Records "
         "test_status and test_results on the story, or on every in-progress story, and in session-state.",
         read_only=False,
-        destructive=False,
+        destructive=True,
         idempotent=True,
         open_world=True,
         cli_positional=("story_id",),

@@ -311,11 +311,12 @@ TOOLS = [
             "Execute a reviewed plan up to, never into, contract: take the migration lock (a concurrent run is "
             "refused, naming the holder), record every step in the dmig_migrations ledger, run the additive expand "
             "steps under lock_timeout with backoff retries, backfill in key-ordered checkpointed batches (resumable "
-            "after a crash, throttled, optionally paused by the monitor), then run the validation checks. Needs "
-            "confirm = the plan checksum; dry_run lists every statement and touches nothing."
+            "after a crash, throttled, optionally paused by the monitor), then run the validation checks. "
+            "Destructive: a plan's raw_sql steps run as written (they can drop data). Needs confirm = the plan "
+            "checksum; dry_run lists every statement and touches nothing."
         ),
         read_only=False,
-        destructive=False,
+        destructive=True,
         idempotent=False,
         open_world=True,
         cli_positional=("plan",),
