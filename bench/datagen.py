@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from dmig.db import localinfile
 from dmig.db.engine import create
 from dmig.db.urls import dialect_of, parse_url
 
@@ -175,11 +176,12 @@ def _load_data_mysql(engine: sa.Engine, table: sa.Table, path: Path) -> None:
     try:
         cur = raw.cursor()
         cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
-        cur.execute(
-            f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table.name}` CHARACTER SET utf8mb4 "
-            f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({cols})",
-            (str(path),),
-        )
+        with localinfile.allow_file(raw.dbapi_connection, str(path)):  # the driver sends this file and no other
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table.name}` CHARACTER SET utf8mb4 "
+                f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({cols})",
+                (str(path),),
+            )
         raw.commit()
     finally:
         raw.close()
@@ -202,7 +204,7 @@ def load(url: str, users: int, orders: int | None = None, seed: int = 42, cache_
     """Create users and orders (dropping old ones) and fill them; returns rows and seconds per step."""
     orders = 2 * users if orders is None else orders
     dialect = dialect_of(parse_url(url))
-    engine = create(url, must_exist=False)
+    engine = create(url, must_exist=False, local_infile=dialect == "mysql")  # only our own CSV files are sent
     report = LoadReport()
     md = sa.MetaData()
     t_users, t_orders = tables(md)

@@ -55,7 +55,8 @@ def test_read_only_mode_hides_the_writers(project: Path) -> None:
     assert set(tools) >= WRITERS
     assert tools["complete_migration"].annotations.destructive_hint is True
     assert tools["abort_migration"].annotations.destructive_hint is True
-    assert tools["run_migration"].annotations.destructive_hint is False
+    # run_migration executes a plan's raw_sql steps (user-supplied SQL): destructive, and the hook asks.
+    assert tools["run_migration"].annotations.destructive_hint is True
     assert tools["run_migration"].annotations.idempotent_hint is False
     assert tools["migration_status"].annotations.read_only_hint is True
     assert tools["plan_migration"].annotations.open_world_hint is True

@@ -38,6 +38,9 @@ _KEY_WORDS = (
     "password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key",
     "access_key", "access-key", "private_key", "private-key", "credential",
 )  # fmt: skip
+# Key names matched only as a whole word: "token=..." is a credential, "confirm_token" (the restore and
+# prune confirmations a user must see) is not.
+_WHOLE_WORDS = ("token",)
 # After the key: optional closing quote of a JSON/YAML key, separator, optional opening quote, value.
 # Horizontal whitespace only: "password:\n  next: 1" must not eat the next key.
 _AFTER_KEY = re.compile(r"s?[\"']?[ \t]*[=:][ \t]*[\"']?(?P<val>[^&\s;,'\"]+)")
@@ -112,11 +115,12 @@ def _key_values(text: str, spans: list[tuple[int, int]]) -> None:
     if len(lowered) != len(text):  # a character whose lower case is longer: keep indexes aligned
         lowered = text.translate(_ASCII_LOWER)
     hits: list[int] = []
-    for word in _KEY_WORDS:
-        size = len(word)
+    for word in _KEY_WORDS + _WHOLE_WORDS:
+        size, whole = len(word), word in _WHOLE_WORDS
         pos = lowered.find(word)
         while pos >= 0:
-            hits.append(pos + size)
+            if not (whole and pos and (lowered[pos - 1].isalnum() or lowered[pos - 1] == "_")):
+                hits.append(pos + size)
             pos = lowered.find(word, pos + 1)
     match = _AFTER_KEY.match
     covered = 0
