@@ -16,7 +16,7 @@ copy) what="writes into the target database and can replace the rows already the
 restore_backup) what="replaces the rows of the restored tables with the backup's: later changes to them are lost" ;;
 prune_backups) what="deletes backup files for good" ;;
 run_migration) what="runs the plan's SQL, including any raw_sql step as written: it can drop or rewrite tables" ;;
-verify | session_resume) what="runs the project's test command (a shell command from docs/00-meta/environment.json) with your user's rights" ;;
+verify | session_resume | baseline) what="runs a shell command with your user's rights: the project's test command from docs/00-meta/environment.json, only if you approved that exact command in a terminal (dmig approve-test-command); the result names the command" ;;
 *)
     tool=${tool:-tool}
     what="can change or drop data"

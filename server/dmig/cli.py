@@ -142,6 +142,23 @@ def build_parser(specs: list[ToolSpec]) -> argparse.ArgumentParser:
 
     sub.add_parser("tools", help="list the tools with their annotations")
 
+    approve = sub.add_parser(
+        "approve-test-command",
+        help="show the project's test command and approve it, so verify may run it (never reachable over MCP)",
+        description="verify, session_resume and baseline run only a test command the user approved for this "
+        "project. This shows environment.json's test command exactly, asks, and records the approval (an HMAC "
+        "with the key in the user's dmig data folder). A changed command needs a new approval.",
+    )
+    approve.add_argument("--yes", action="store_true", help="approve without asking (after reading the command)")
+    approve.add_argument(
+        "--pass-env",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="let these variables reach the command although they name a credential or a database URL",
+    )
+    approve.add_argument("--json", action="store_true", help="print the approval as JSON")
+
     for spec in specs:
         p = sub.add_parser(spec.command, help=spec.description.split("\n")[0], description=spec.description)
         p.add_argument("--json", action="store_true", help="print the structured result as JSON")
@@ -197,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         from dmig.demo import run_demo
 
         return run_demo(workdir=args.workdir, source=args.source, target=args.target)
+    if args.command == "approve-test-command":
+        return _approve_test_command(args, rc)
     if args.command == "tools":
         try:
             for spec in all_tools():
@@ -207,6 +226,34 @@ def main(argv: list[str] | None = None) -> int:
             _reader_left()
         return 0
     return _run(args, rc)
+
+
+def _approve_test_command(args: argparse.Namespace, rc: RunContext) -> int:
+    """The user's path to approve the test command (dmig.harness.approval); 1 when the user declines."""
+    from dmig.harness import approval
+
+    err = sys.stderr if args.json else sys.stdout
+    try:
+        out = approval.cli_approve(
+            rc.project_dir,
+            yes=args.yes,
+            pass_env=args.pass_env,
+            say=lambda line: _say(line, err),
+            ask=input,
+            interactive=sys.stdin.isatty(),
+        )
+    except DmigError as exc:
+        return _emit_error(exc.info(), args.json)
+    except (EOFError, KeyboardInterrupt):
+        out = None
+    if out is None:
+        _say("not approved; verify keeps refusing this command", err)
+        return 1
+    if args.json:
+        print(_json(out.model_dump(mode="json")))
+    else:
+        _say("approved" + (" (it already was)" if out.already else "") + f": verify may run it in {out.project}")
+    return 0
 
 
 def _reader_left() -> None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
+from dmig import envrefs
 from dmig.db.urlpolicy import check_url
 from dmig.errors import InvalidInput, NotFound
 from dmig.redact import redact, remember_secret
@@ -44,6 +45,7 @@ def _expand_reference(raw: str) -> tuple[str, str | None]:
     if not m:
         return raw.strip(), None
     name = m["name"]
+    envrefs.remember(name)  # the test command will not inherit it (dmig.harness.testenv)
     value = os.environ.get(name)
     if value is None or not value.strip():
         raise NotFound(

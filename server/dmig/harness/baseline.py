@@ -69,12 +69,12 @@ def baseline(rc: RunContext, message: str) -> BaselineResult:
         raise InvalidInput(f"the baseline message must be 1 to {MAX_MESSAGE} characters")
     message = redact(message)
     files = project_files(rc)
-    command, timeout = verify.preflight(files, None)
+    planned = verify.preflight(files, None)
     sha = _clean_tree_commit(files)
     tag = TAG_PREFIX + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     if gitinfo.tag_exists(files.root, tag):
         raise Conflict(f"tag {tag} already exists (one baseline per second); try again", tag=tag)
-    run = verify.run_command(command, files.root, timeout)
+    run = verify.run_command(planned.command, files.root, planned.timeout_ms, pass_env=planned.pass_env)
     result = verify.record(files, rc, None, run)
     if result.test_status != "passing":
         raise Conflict(

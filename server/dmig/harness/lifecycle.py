@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from dmig import fsutil
 from dmig.context import RunContext
-from dmig.harness import context_digest, environment, gitinfo, jsonio, session, status, verify
+from dmig.errors import DmigError, InvalidInput
+from dmig.harness import approval, context_digest, environment, gitinfo, jsonio, session, status, verify
 from dmig.harness.clock import utc_now
 from dmig.harness.paths import ProjectFiles, project_files
 from dmig.harness.verify import VerifyResult
@@ -29,6 +30,11 @@ class InitResult(BaseModel):
     environment: dict[str, Any]
     detected: dict[str, Any] = Field(description="What detection found: project_type, test_command and why.")
     session_id: str | None
+    test_command_approval: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Whether environment.json's test command is approved by the user (verify runs only an "
+        "approved command) and, if not, the terminal command with which the user approves it.",
+    )
     notes: list[str]
 
 
@@ -169,7 +175,34 @@ def session_init(
     if not out.detected:
         found = environment.detect(files.root)
         out.detected = {"project_type": found.project_type, "test_command": found.test_command, "reason": found.reason}
+    _approval_state(rc, files, test_command, out)
     return out
+
+
+def _approval_state(rc: RunContext, files: ProjectFiles, given: str | None, out: InitResult) -> None:
+    """A command the user typed on the command line is approved; one that arrived over MCP (or that was
+    detected, or already in the file) is a proposal that verify refuses until the user approves it."""
+    stored = out.environment.get("test_command")
+    if not isinstance(stored, str) or not stored.strip():
+        return
+    if rc.front_end == "cli" and given is not None and given == stored:
+        try:
+            approval.approve(files.root, stored, via="session-init")
+        except InvalidInput as exc:
+            out.notes.append(f"the test command was not approved: {exc.message}")
+    try:
+        found = approval.find(files.root, stored)
+    except DmigError as exc:
+        found = None
+        out.notes.append(exc.message)
+    out.test_command_approval = {"command": stored, "approved": found is not None}
+    if found is None:
+        hint = approval.approve_hint(files.root)
+        out.test_command_approval["approve_with"] = hint
+        out.notes.append(
+            "the test command is a proposal until the user approves it: verify, session_resume and baseline refuse "
+            f"to run it until the user runs `{hint}` in a terminal"
+        )
 
 
 def _last_known(state: dict[str, Any] | None) -> str | None:

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
+import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
 from dmig.context import RunContext
-from dmig.harness import environment, session, status
+from dmig.harness import approval, environment, reaper, session, status, testenv
 from dmig.harness.clock import utc_now
 from dmig.harness.paths import ProjectFiles, project_files
 from dmig.harness.testcounts import Counts, parse, strip_ansi
-from dmig.redact import redact, remember_secret
+from dmig.redact import redact
 
 SUMMARY_LINES = 25
 SUMMARY_CHARS = 2000
 MAX_PARSE_BYTES = 8 * 1024 * 1024
 KILL_GRACE_S = 3.0
+MARKER_VAR = "DMIG_VERIFY_RUN"
 
 
 class RunResult(BaseModel):
@@ -62,17 +64,6 @@ class VerifyResult(BaseModel):
     updated_stories: list[str] = Field(description="Stories whose test_status/test_results were updated.")
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_GRACE_S)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_GRACE_S)
-
-
 def _read_tail(fh: Any) -> str:
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
@@ -90,40 +81,82 @@ def summarize(text: str, note: str | None = None) -> str:
     return redact(tail)
 
 
-# Names of variables that hold, or name, credentials: the test command does not inherit them (a suite
-# printing `env` must not hand the server's database passwords back through output_summary).
-_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|DATABASE_URL|DB_URL|PRIVATE", re.I)
-_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^@\s]*@")
+def clean_env(environ: dict[str, str] | None = None, **kwargs: Any) -> dict[str, str]:
+    """The test command's environment (see ``dmig.harness.testenv``)."""
+    return testenv.clean_env(environ, **kwargs)
 
 
-def clean_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment the test command gets: ``environ`` without any variable that looks like a secret
-    (by name, or a URL carrying a password). The removed values are also registered with the redactor, so
-    that a suite that reads them some other way still cannot echo them back unmasked."""
-    environ = dict(os.environ if environ is None else environ)
-    kept: dict[str, str] = {}
-    for name, value in environ.items():
-        if _SECRET_NAME.search(name) or _URL_WITH_PASSWORD.search(value):
-            remember_secret(value)
-            continue
-        kept[name] = value
-    return kept
+def _carries(pid: int, needle: bytes) -> bool:
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return False
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return needle in fh.read(1 << 20).split(b"\0")
+    except OSError:
+        return False
 
 
-def run_command(command: str, cwd: Path, timeout_ms: int) -> RunResult:
-    """Run ``command`` through the shell in ``cwd``; never raises for the command's own failure."""
+def _sweep_marked(marker: str) -> None:
+    """Kill every process of ours that still carries this run's marker in its environment.
+
+    The supervisor (``reaper.py``) kills the command's whole tree; this second net catches processes that
+    left the tree because the supervisor itself was killed (a command can kill its parent)."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+
+    def marked(pid: int) -> bool:
+        return _carries(pid, needle)
+
+    for _round in range(3):
+        try:
+            pids = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != os.getpid()]
+        except OSError:
+            return
+        found = [pid for pid in pids if marked(pid)]
+        if not found:
+            return
+        for pid in found:
+            reaper.signal_pid(pid, signal.SIGKILL, marked)
+        time.sleep(0.02)
+
+
+def _stop(proc: subprocess.Popen[bytes], marker: str) -> None:
+    """End the supervisor (it kills the command's tree on SIGTERM), then make sure: group, marker."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=KILL_GRACE_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_GRACE_S)
+    _sweep_marked(marker)
+
+
+def supervised_argv(command: str) -> list[str]:
+    """``/bin/sh -c command`` under the supervisor that kills every process it leaves behind."""
+    return [sys.executable, "-I", "-S", reaper.__file__, str(os.getpid()), "--", "/bin/sh", "-c", command]
+
+
+def run_command(command: str, cwd: Path, timeout_ms: int, *, pass_env: tuple[str, ...] = ()) -> RunResult:
+    """Run ``command`` through the shell in ``cwd``; never raises for the command's own failure.
+
+    The caller has checked the user's approval (``preflight``). Whatever happens (the command ends, times
+    out, or we fail), every process it started is killed before this returns (``reaper.py``)."""
     start = time.monotonic()
+    marker = secrets.token_hex(12)
+    env = clean_env(project_dir=cwd, pass_env=pass_env)
+    env[MARKER_VAR] = marker
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(
-                command,
-                shell=True,
+                supervised_argv(command),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=clean_env(),
+                env=env,
             )
         except OSError as exc:
             return RunResult(
@@ -142,10 +175,10 @@ def run_command(command: str, cwd: Path, timeout_ms: int) -> RunResult:
             timed_out = True
         finally:
             # Even after a normal exit, stray background children of the suite must not outlive it.
-            _kill_group(proc)
+            _stop(proc, marker)
         duration = int((time.monotonic() - start) * 1000)
         text = _read_tail(out)
-    note = f"timed out after {timeout_ms} ms; the process group was killed" if timed_out else None
+    note = f"timed out after {timeout_ms} ms; every process it started was killed" if timed_out else None
     if not timed_out and proc.returncode == 127:
         note = "exit 127: the shell could not find the command"
     return RunResult(
@@ -183,10 +216,18 @@ def apply_to_stories(data: dict[str, Any], story_id: str | None, run: RunResult,
     return targets
 
 
-def preflight(files: ProjectFiles, story_id: str | None) -> tuple[str, int]:
-    """Everything that can be refused is refused before the (possibly long) test run."""
+class Planned(NamedTuple):
+    command: str
+    timeout_ms: int
+    pass_env: tuple[str, ...]
+
+
+def preflight(files: ProjectFiles, story_id: str | None) -> Planned:
+    """Everything that can be refused is refused before the (possibly long) test run: first of all a
+    command the user has not approved for this project (``dmig.harness.approval``), which never runs."""
     env = environment.require(files)
     command, timeout = environment.test_command(env), environment.timeout_ms(env)
+    approved = approval.require(files.root, command, label=environment.LABEL)
     session.read(files)  # a corrupt session-state must stop us before the run, not after status.json changed
     data = status.read(files)
     if story_id:
@@ -194,7 +235,7 @@ def preflight(files: ProjectFiles, story_id: str | None) -> tuple[str, int]:
             status.get_story({}, story_id)
         else:
             status.get_story(data, story_id)
-    return command, timeout
+    return Planned(command, timeout, approved.pass_env)
 
 
 def record(files: ProjectFiles, rc: RunContext, story_id: str | None, run: RunResult) -> VerifyResult:
@@ -227,8 +268,8 @@ def record(files: ProjectFiles, rc: RunContext, story_id: str | None, run: RunRe
 def verify(rc: RunContext, story_id: str | None = None, timeout_ms: int | None = None) -> VerifyResult:
     rc.require_writable("verify")
     files = project_files(rc)
-    command, configured_timeout = preflight(files, story_id)
-    rc.progress(0, 1, f"running {command}")
-    run = run_command(command, files.root, timeout_ms or configured_timeout)
+    planned = preflight(files, story_id)
+    rc.progress(0, 1, f"running the approved test command: {planned.command}")
+    run = run_command(planned.command, files.root, timeout_ms or planned.timeout_ms, pass_env=planned.pass_env)
     rc.progress(1, 1, f"tests {run.test_status}")
     return record(files, rc, story_id, run)

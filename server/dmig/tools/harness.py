@@ -66,7 +66,8 @@ class SessionInitInput(Input):
         default=None,
         min_length=1,
         max_length=1000,
-        description="Shell command that runs the tests (default: detected: make test, npm test, cargo test, ...).",
+        description="Shell command that runs the tests (default: detected: make test, npm test, cargo test, ...). "
+        "Only a proposal: verify runs it after the user approves it in a terminal (dmig approve-test-command).",
     )
     test_timeout_ms: int | None = Field(default=None, ge=1000, le=86_400_000, description="Test run time limit in ms.")
     project_type: str | None = Field(default=None, max_length=50, description="e.g. python, node, rust, go.")
@@ -179,7 +180,8 @@ def _render_verify(out: verify_mod.VerifyResult) -> str:
     head = f"tests {out.test_status.upper()} (exit {out.exit_code}{', timed out' if out.timed_out else ''})"
     stories = ", ".join(out.updated_stories) or "no story"
     counted = f": {counts}" if counts else ""
-    return f"{head} in {out.duration_ms} ms{counted}\nrecorded on: {stories}\n{out.output_summary}"
+    lines = [f"{head} in {out.duration_ms} ms{counted}", f"command: {out.command}", f"recorded on: {stories}"]
+    return "\n".join([*lines, out.output_summary])
 
 
 def _render_transition(out: transition.TransitionResult) -> str:
@@ -212,7 +214,8 @@ TOOLS = [
         output_model=lifecycle.InitResult,
         title="Initialize the AgileFlow session harness",
         description="Create docs/00-meta/environment.json (test command detected unless given), status.json, the "
-        "bus log and session-state.json. Existing files are never overwritten; safe to run again.",
+        "bus log and session-state.json. Existing files are never overwritten; safe to run again. A test command "
+        "set here runs nowhere until the user approves it in a terminal (dmig approve-test-command).",
         read_only=False,
         destructive=False,
         idempotent=True,
@@ -224,8 +227,9 @@ TOOLS = [
         input_model=SessionResumeInput,
         output_model=lifecycle.ResumeResult,
         title="Resume a session",
-        description="Close the previous session, run the test command, compare with the last known result and "
-        "report regressions (was passing, now failing), then return the bounded context.",
+        description="Close the previous session, run the test command (a shell command, run only if the user "
+        "approved it), compare with the last known result and report regressions (was passing, now failing), then "
+        "return the bounded context.",
         read_only=False,
         destructive=True,
         idempotent=False,
@@ -238,9 +242,12 @@ TOOLS = [
         func=verify,
         input_model=VerifyInput,
         output_model=verify_mod.VerifyResult,
-        title="Run the tests and record the verdict",
-        description="Run environment.json's test_command (with its timeout); the exit code is the verdict. Records "
-        "test_status and test_results on the story, or on every in-progress story, and in session-state.",
+        title="Run the approved test command (a shell command) and record the verdict",
+        description="Runs a shell command with the user's rights: environment.json's test_command, only if the "
+        "user approved that exact command for this project (dmig approve-test-command; else "
+        "E_TEST_COMMAND_NOT_APPROVED and nothing runs). Every process it starts is killed when it ends or times "
+        "out; the exit code is the verdict. The result names the command run. Records test_status and "
+        "test_results on the story, or on every in-progress story, and in session-state.",
         read_only=False,
         destructive=True,
         idempotent=True,
@@ -257,9 +264,9 @@ TOOLS = [
         title="Mark a known-good baseline",
         description="Only with a clean git tree, passing tests and no in-progress story without passing tests: "
         "create the annotated tag agileflow-baseline-YYYYMMDD-HHMMSS and record it in environment.json and "
-        "session-state.json.",
+        "session-state.json. Runs the test command (a shell command, only if the user approved it).",
         read_only=False,
-        destructive=False,
+        destructive=True,
         idempotent=False,
         open_world=True,
         cli_positional=("message",),
