@@ -56,10 +56,22 @@ SLOW = (
 )
 
 
-def write_env(project: Path, command: str | None, timeout_ms: int = 60_000, **extra: Any) -> Path:
+def write_env(
+    project: Path, command: str | None, timeout_ms: int = 60_000, *, approve: bool = True, **extra: Any
+) -> Path:
+    """environment.json as the user wrote it; ``approve``: and the user approved its command (the CLI's path)."""
     path = project / paths.ENVIRONMENT
     write_json(path, {"project_type": "python", "test_command": command, "test_timeout_ms": timeout_ms, **extra})
+    if approve and command and command.strip():
+        approve_test_command(project)
     return path
+
+
+def approve_test_command(project: Path, *pass_env: str) -> None:
+    """What `dmig approve-test-command --yes` does: the user approves environment.json's command."""
+    from dmig.harness import approval
+
+    approval.approve_current(project, pass_env, via="test")
 
 
 def commit_all(project: Path, message: str = "work") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dmig.harness import bus, paths
-from harness_helpers import FAILING, PASSING, dmig_cli, read_json, script_command
+from harness_helpers import FAILING, PASSING, approve_test_command, dmig_cli, read_json, script_command
 from mcp_client import call, list_tools
 
 HARNESS_TOOLS = {
@@ -30,6 +30,8 @@ def test_round_trip_over_stdio(project: Path) -> None:
     command = script_command(project, "ok.py", PASSING)
     [init] = call(project, [("session_init", {"test_command": command})])
     assert init["environment"]["test_command"] == command
+    assert init["test_command_approval"]["approved"] is False  # over MCP it is a proposal
+    approve_test_command(project)  # the user's path: `dmig approve-test-command`
     _seed_story(project)
     results = call(
         project,
@@ -80,6 +82,7 @@ def test_read_only_server_keeps_only_obtain_context(project: Path) -> None:
 def test_the_cli_round_trip_with_json(project: Path) -> None:
     code, init = dmig_cli(project, "session-init", "--test-command", script_command(project, "bad.py", FAILING))
     assert code == 0 and paths.STATUS in init["created"]
+    assert init["test_command_approval"]["approved"] is True  # typed by the user on the command line
     _seed_story(project)
     code, moved = dmig_cli(project, "status-update", "US-0001", "in-progress")
     assert code == 0 and moved["to_status"] == "in-progress"

@@ -176,7 +176,7 @@ def test_corrupt_session_state_or_environment_stops_verify_before_any_write(proj
     assert "current_session" in err.value.message
     assert status_path.read_bytes() == before
     state.unlink()
-    env = write_env(project, "true", timeout_ms=-5)
+    env = write_env(project, "true", timeout_ms=-5, approve=False)
     with pytest.raises(CorruptFile):
         verify(rc_for(project))
     assert status_path.read_bytes() == before and not state.exists()

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from dmig.demo import facts, lines
-from dmig.demo.databases import DRILL, SOURCE, TARGET, Databases
+from dmig.demo.databases import DRILL, SOURCE, TARGET, TARGET_ENV, Databases
 from dmig.demo.project import DRILL_SPEC, SPEC, STORY_ID
 from dmig.demo.rules import post_migration_rules
 from dmig.demo.session import Session, StoryError
@@ -46,10 +46,24 @@ class Story:
 async def prepare(st: Story) -> None:
     s = st.s
     test_cmd = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
-    await s.call("session_init", "session_init", {"test_command": test_cmd}, lines.session_init)
+    init = await s.call("session_init", "session_init", {"test_command": test_cmd}, lines.session_init)
+    _approve_test_command(st, init)
     await s.call("obtain_context", "obtain_context", {"story_id": STORY_ID}, lines.context)
     await s.call("status_update", "status_update", {"story_id": STORY_ID, "status": "in-progress"}, lines.status)
     await s.call("inspect (source)", "inspect", {"url": SOURCE}, lines.inspect)
+
+
+def _approve_test_command(st: Story, init: Out) -> None:
+    """A test command that arrives over MCP is only a proposal; the demo, standing in for the user at the
+    terminal, approves it the way `dmig approve-test-command --yes` does. The project's tests read the
+    migrated database from DMIG_TARGET_URL, which verify otherwise withholds (an `env:` reference names it)."""
+    from dmig.harness import approval
+
+    if (init.get("test_command_approval") or {}).get("approved"):
+        raise StoryError("session_init over MCP approved its own test command; it must stay a proposal")
+    done = approval.approve_current(st.project, [TARGET_ENV], via="demo")
+    st.s.account.note(f"the user approves the test command (dmig approve-test-command --yes --pass-env {TARGET_ENV})")
+    st.out["approval"] = done.model_dump()
 
 
 async def move(st: Story) -> None:
