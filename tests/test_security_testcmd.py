@@ -596,3 +596,18 @@ def test_the_supervisor_is_the_command_parent(project: Path) -> None:
     verify_mod.verify(_rc(project))
     ppid = int((project / "ppid.txt").read_text())
     assert ppid != os.getpid()
+
+
+def test_processes_are_killed_when_the_verifying_process_dies(project: Path) -> None:
+    """SIGKILL of `dmig verify` itself: the supervisor's parent-death signal still ends the whole tree."""
+    flag = project.parent / "late-parent-died"
+    write_env(project, f"setsid sh -c 'echo $$ > pid.txt; sleep 2; touch {flag}' >/dev/null 2>&1 &\nsleep 30")
+    proc = subprocess.Popen([dmig_executable(), "--project-dir", str(project), "verify"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (project / "pid.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.5)  # the supervisor's sweep after its SIGTERM
+    _assert_nothing_left(project, flag)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from dmig import fsutil
 from dmig.context import RunContext
-from dmig.errors import DmigError, InvalidInput
+from dmig.errors import DmigError
 from dmig.harness import approval, context_digest, environment, gitinfo, jsonio, session, status, verify
 from dmig.harness.clock import utc_now
 from dmig.harness.paths import ProjectFiles, project_files
@@ -188,7 +188,7 @@ def _approval_state(rc: RunContext, files: ProjectFiles, given: str | None, out:
     if rc.front_end == "cli" and given is not None and given == stored:
         try:
             approval.approve(files.root, stored, via="session-init")
-        except InvalidInput as exc:
+        except DmigError as exc:  # a command a mask would change, a corrupt approvals file: stays a proposal
             out.notes.append(f"the test command was not approved: {exc.message}")
     try:
         found = approval.find(files.root, stored)

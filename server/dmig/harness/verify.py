@@ -1,9 +1,12 @@
 """verify: run the project's test command and record the verdict where AgileFlow agents look.
 
 The exit code is the verdict (0 passing; non-zero, a timeout or a command that cannot start:
-failing). The command runs through the shell in its own process group so that a timeout kills
-the whole tree (``make`` → ``pytest`` → workers), with output spooled to a temp file so a noisy
-suite cannot exhaust memory or block on a full pipe. Counts are parsed best effort.
+failing). Only a command the user approved for this project runs (``approval.require`` in
+``preflight``; session_resume and baseline go through it too). It runs through the shell under a
+subreaper supervisor (``reaper.py``) in its own session, so that at its end, on a timeout or on an
+error every process it started is killed, detached ones included (``make`` → ``pytest`` → workers,
+and a ``setsid`` sleeper); its environment is ``testenv.clean_env``'s. Output is spooled to a temp
+file so a noisy suite cannot exhaust memory or block on a full pipe. Counts are parsed best effort.
 """
 
 from __future__ import annotations
