@@ -463,7 +463,7 @@ class RawServer:
             "capabilities": {},
             "clientInfo": {"name": "raw-test", "version": "1"},
         })  # fmt: skip
-        assert self.answer()["id"] == 0
+        assert self.answer(timeout=120)["id"] == 0  # start-up: imports every tool module
         self.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
 
     def _read(self) -> None:
@@ -492,7 +492,7 @@ class RawServer:
             message["params"] = params
         self.send(json.dumps(message).encode() + b"\n")
 
-    def answer(self, timeout: float = 10) -> dict[str, Any]:
+    def answer(self, timeout: float = 30) -> dict[str, Any]:
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
@@ -552,6 +552,8 @@ OVERSIZED_LINES: dict[str, tuple[bytes, Any]] = {
     "valid_json_tool_call": (_call(7, "inspect", {"url": "A" * MB10}), 7),
     "valid_json_string_id": (_call("req-7", "lint_migration", {"sql": "SELECT " + "1," * (MB10 // 2)}), "req-7"),
     "valid_json_id_not_first": (json.dumps({"method": "tools/list", "id": 8, "x": "A" * MB10}).encode() + b"\n", None),
+    "valid_json_id_last": (b'{"method":"ping","params":{"x":"' + b"A" * MB10 + b'"},"jsonrpc":"2.0","id":13}\n', 13),
+    "valid_json_nested_id_last": (b'{"method":"ping","params":{"x":"' + b"A" * MB10 + b'","id":14}}\n', None),
     "valid_json_array": (b"[" + b"1," * (MB10 // 2) + b"1]\n", None),
     "invalid_json": (b'{"jsonrpc":"2.0","id":9,' + b"A" * MB10 + b"\n", 9),
     "binary_garbage": (os.urandom(MB10).replace(b"\n", b" ") + b"\n", None),
@@ -583,6 +585,14 @@ def test_line_without_newline_then_end_of_input(raw: RawServer) -> None:
     assert raw.proc.stdin is not None
     raw.proc.stdin.close()
     assert raw.proc.wait(10) == 0  # a clean shutdown at end of input, no crash
+
+
+def test_line_without_newline_nor_leading_id_is_answered_at_end_of_input(raw: RawServer) -> None:
+    raw.send(b'{"method":"ping","params":{"x":"' + b"A" * MB10)
+    assert raw.proc.stdin is not None
+    raw.proc.stdin.close()
+    _refused(raw.answer(), None)
+    assert raw.proc.wait(10) == 0
 
 
 def test_requests_pipelined_around_an_oversized_line_are_all_served(raw: RawServer) -> None:

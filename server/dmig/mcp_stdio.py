@@ -5,9 +5,9 @@ was held several times over (bytes, text, parsed JSON) and a line without a newl
 buffered until one came, while a line that was not JSON got no answer at all. Here the wire is
 read in chunks from a private copy of fd 0, and each line is checked before the SDK sees it:
 
-- longer than ``MAX_LINE_BYTES``: discarded as it streams in (never held whole), and answered
-  at once with a JSON-RPC error (-32600) carrying the request's id when the line's first bytes
-  show it, else ``null``; the server reads on from the next newline;
+- longer than ``MAX_LINE_BYTES``: discarded as it streams in (never held whole) and answered
+  with a JSON-RPC error (-32600): at once when the request's id leads the line, else when the
+  line ends, with the id if it closes the line (else ``null``); the server reads on after it;
 - not JSON (-32700) or not a JSON-RPC message (-32600): answered, not passed on;
 - anything else: handed to the SDK unchanged.
 
@@ -41,14 +41,22 @@ MAX_LINE_BYTES = 4 * 1024 * 1024  # tests/test_security_limits.py keeps it >= 2 
 
 _CHUNK = 64 * 1024
 _HEAD = 4096  # bytes of an oversized line kept to find its id
-# The id when it is the first member, or follows "jsonrpc" (how clients write requests); else unknown.
-_ID_AT_START = re.compile(rb'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"[^"\\]{0,256}")\s*[,}]')
+# Where clients write a request's id: the first member, or after "jsonrpc" (the Python SDK), or the last member
+# (the TypeScript SDK). Only the top-level object's: at the end, a single "}" may follow it.
+_ID = rb'"id"\s*:\s*(-?\d{1,18}|"[^"\\]{0,256}")'
+_ID_AT_START = re.compile(rb'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?' + _ID + rb"\s*[,}]")
+_ID_AT_END = re.compile(rb"[,{]\s*" + _ID + rb"\s*\}\s*$")
 
 Reply = Callable[[SessionMessage], Awaitable[None]]
 
 
 def _id_at_start(head: bytes) -> int | str | None:
     match = _ID_AT_START.match(head)
+    return None if match is None else json.loads(match.group(1))
+
+
+def _id_at_end(tail: bytes) -> int | str | None:
+    match = _ID_AT_END.search(tail)
     return None if match is None else json.loads(match.group(1))
 
 
@@ -129,25 +137,39 @@ class BoundedLines:
             self._buf += chunk
 
     async def _skip_oversized(self) -> None:
-        """Answer the oversized line now (its sender may be waiting), then drop it through its newline."""
+        """Answer the oversized line and drop it through its newline, never holding more than a chunk of it.
+
+        When the id leads the line the answer goes at once (a sender without a newline may be waiting for it);
+        else it goes when the line ends, with the id if it closes the line (the TypeScript SDK writes it last).
+        """
         log.warning("refused a request line of more than %d bytes", self._limit)
-        await self._answer(
-            types.INVALID_REQUEST,
-            f"Invalid Request: the request line is longer than {self._limit} bytes; refused",
-            _id_at_start(bytes(self._buf[:_HEAD])),
-            {"code": "E_INVALID_INPUT", "limit_bytes": self._limit},
-        )
+        request_id = _id_at_start(bytes(self._buf[:_HEAD]))
+        if request_id is not None:
+            await self._refuse_oversized(request_id)
+        tail = b""
         while True:
             newline = self._buf.find(b"\n")
             if newline != -1:
+                tail = (tail + bytes(self._buf[max(0, newline - _HEAD) : newline]))[-_HEAD:]
                 del self._buf[: newline + 1]
                 break
+            tail = (tail + bytes(self._buf[-_HEAD:]))[-_HEAD:]
             self._buf.clear()
             chunk = await self._read()
             if not chunk:
                 break
             self._buf += chunk
         self._scanned = 0
+        if request_id is None:
+            await self._refuse_oversized(_id_at_end(tail))
+
+    async def _refuse_oversized(self, request_id: int | str | None) -> None:
+        await self._answer(
+            types.INVALID_REQUEST,
+            f"Invalid Request: the request line is longer than {self._limit} bytes; refused",
+            request_id,
+            {"code": "E_INVALID_INPUT", "limit_bytes": self._limit},
+        )
 
     async def _answer(self, code: int, message: str, request_id: int | str | None, data: Any = None) -> None:
         await self._can_reply.wait()
