@@ -2,9 +2,10 @@
 
 Policy resolution, redaction and the audit log all read the raw arguments; on a 10 MB string
 each of them is slow enough to stop the server answering. So the first step of every call is
-this check: every length limit of the input model (``max_length`` on strings and lists),
-plus a budget on the whole argument tree for the free-form parts (dicts), refused with
-E_INVALID_INPUT naming the field and its limit, in milliseconds.
+this check: every length limit of the input model (the shared types of ``dmig.fields`` bound
+every string, list and object), plus a budget on each argument's whole tree, refused with
+E_INVALID_INPUT naming the field and its limit, in milliseconds. The budget is what a request
+line of the MCP transport can carry (``dmig.mcp_stdio.MAX_LINE_BYTES`` is twice it).
 """
 
 from __future__ import annotations

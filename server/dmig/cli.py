@@ -32,10 +32,13 @@ _SIMPLE = {str: str, int: int, float: float}
 
 
 def _unwrap_optional(ann: Any) -> Any:
+    """The type under ``X | None`` and under the size limits of ``dmig.fields`` (``Annotated[str, ...]`` is a str)."""
     if typing.get_origin(ann) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(ann) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
+            ann = args[0]
+    while typing.get_origin(ann) is typing.Annotated:
+        ann = typing.get_args(ann)[0]
     return ann
 
 

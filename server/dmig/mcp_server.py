@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from dmig import __version__
 from dmig.context import RunContext
 from dmig.errors import DmigError, ErrorInfo, InvalidInput, internal_error, validation_error
+from dmig.mcp_stdio import MAX_LINE_BYTES, serve_stdio
 from dmig.redact import redact, redact_obj
 from dmig.registry import ToolSpec, run_tool, tools_for
 
@@ -163,6 +164,6 @@ def serve(*, read_only: bool = False, http: bool = False, host: str = "127.0.0.1
     if http:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("dmig serve --http only binds to loopback")
-        server.run("streamable-http", host=host, port=port)
+        server.run("streamable-http", host=host, port=port, max_request_body_size=MAX_LINE_BYTES)
     else:
-        server.run("stdio")
+        anyio.run(serve_stdio, server)  # the SDK's transport behind a bounded line reader

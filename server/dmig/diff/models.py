@@ -8,10 +8,11 @@ every other key value is its canonical text (see ``dmig.diff.normalize``). In ``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dmig.fields import Identifier, JsonData
 from dmig.models import UNTRUSTED_NOTE, Output
 
 KeyValue = int | str | None
@@ -24,9 +25,9 @@ class WhereClause(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str = Field(description="Column name (on both sides; the target's is matched by name).")
+    column: Identifier = Field(description="Column name (on both sides; the target's is matched by name).")
     op: WhereOp = Field(description="Comparison operator.")
-    value: Any = Field(
+    value: JsonData = Field(
         default=None, description="A JSON scalar (a list for in/not_in; omitted for is_null/is_not_null)."
     )
 

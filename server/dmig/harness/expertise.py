@@ -42,6 +42,8 @@ from dmig import fsutil
 from dmig.assets import asset_path, schema_path
 from dmig.context import RunContext
 from dmig.errors import Conflict, CorruptFile, DmigError, InvalidInput, NotFound
+from dmig.fields import FreeText, Identifier, Items, Label, Word
+from dmig.fields import Path as PathText
 from dmig.models import Input
 from dmig.redact import redact_obj
 
@@ -409,7 +411,7 @@ class MeasuredFact(Input):
     """One figure a run measured; the planner reads these back for its estimates."""
 
     dialect: Dialect = Field(description="Database the work ran on (for a copy: the target). mariadb → mysql.")
-    operation: str = Field(
+    operation: Word = Field(
         description="What was measured: copy, backfill, validate, checksum_diff, add_column, create_index, backup...",
     )
     rows: int | None = Field(None, ge=0, description="Rows processed.")
@@ -417,13 +419,13 @@ class MeasuredFact(Input):
     rows_per_s: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="Throughput; computed from rows/seconds when omitted."
     )
-    table: str | None = Field(None, description="Table the figure is about.")
+    table: Identifier | None = Field(None, description="Table the figure is about.")
     source_dialect: Dialect | None = Field(None, description="For copies: where the rows came from.")
     target_dialect: Dialect | None = Field(None, description="For copies: where the rows went.")
     bytes: int | None = Field(None, ge=0, description="Bytes moved, when known.")
     batch_size: int | None = Field(None, ge=1, description="Rows per batch used.")
     workers: int | None = Field(None, ge=1, description="Parallel workers used.")
-    server_version: str | None = Field(None, description="Server version the figure was measured on.")
+    server_version: Word | None = Field(None, description="Server version the figure was measured on.")
     lock_wait_s: float | None = Field(None, ge=0, allow_inf_nan=False, description="Longest lock wait seen.")
     notes: str | None = Field(None, max_length=300, description="Anything that explains the figure.")
 
@@ -457,36 +459,40 @@ class MeasuredFact(Input):
 
 
 class PatternUpdate(Input):
-    name: str = Field(min_length=1, description="Pattern name; an existing pattern of that name is updated.")
-    description: str | None = Field(None, description="What it does and when to use it.")
-    location: str | None = Field(None, description="Where it lives (code path or spec operation).")
-    example: str | None = Field(None, description="A short concrete example.")
+    name: Label = Field(min_length=1, description="Pattern name; an existing pattern of that name is updated.")
+    description: FreeText | None = Field(None, description="What it does and when to use it.")
+    location: FreeText | None = Field(None, description="Where it lives (code path or spec operation).")
+    example: FreeText | None = Field(None, description="A short concrete example.")
 
 
 class FileUpdate(Input):
-    path: str = Field(min_length=1, description="Relative path that exists in the project (or the plugin).")
-    purpose: str | None = Field(None, description="Why the agent should know this file.")
-    conventions: str | None = Field(None, description="Rules for changing it.")
-    group: str | None = Field(None, description="files group for a new entry (default: project).")
+    path: PathText = Field(min_length=1, description="Relative path that exists in the project (or the plugin).")
+    purpose: FreeText | None = Field(None, description="Why the agent should know this file.")
+    conventions: FreeText | None = Field(None, description="Rules for changing it.")
+    group: Word | None = Field(None, description="files group for a new entry (default: project).")
 
 
 class Improvement(Input):
     """What one piece of work taught; self_improve turns it into a learning and list updates."""
 
-    insight: str = Field(min_length=1, max_length=2000, description="What was learned (required, one learning).")
+    insight: FreeText = Field(min_length=1, description="What was learned (required, one learning).")
     context: str | None = Field(None, max_length=500, description="The story or run it came from, e.g. US-0042.")
-    files_affected: list[str] = Field(
+    files_affected: Items[PathText] = Field(
         default_factory=list, description="Paths the work touched, relative to the project; each must exist."
     )
-    measured: list[MeasuredFact] = Field(
+    measured: Items[MeasuredFact] = Field(
         default_factory=list, description="Figures the run measured, e.g. [{dialect, operation, rows, seconds}]."
     )
-    patterns: list[PatternUpdate] = Field(default_factory=list, description="Patterns to add or update by name.")
-    conventions: list[str] = Field(default_factory=list, description="Conventions to add (duplicates are ignored).")
-    files: list[FileUpdate] = Field(default_factory=list, description="Key files to add or update by path.")
-    remove_patterns: list[str] = Field(default_factory=list, description="Names of patterns to remove.")
-    remove_conventions: list[str] = Field(default_factory=list, description="Conventions to remove (exact text).")
-    remove_files: list[str] = Field(default_factory=list, description="Paths to remove from files (e.g. deleted).")
+    patterns: Items[PatternUpdate] = Field(default_factory=list, description="Patterns to add or update by name.")
+    conventions: Items[FreeText] = Field(
+        default_factory=list, description="Conventions to add (duplicates are ignored)."
+    )
+    files: Items[FileUpdate] = Field(default_factory=list, description="Key files to add or update by path.")
+    remove_patterns: Items[Label] = Field(default_factory=list, description="Names of patterns to remove.")
+    remove_conventions: Items[FreeText] = Field(default_factory=list, description="Conventions to remove (exact text).")
+    remove_files: Items[PathText] = Field(
+        default_factory=list, description="Paths to remove from files (e.g. deleted)."
+    )
 
     @field_validator("insight")
     @classmethod

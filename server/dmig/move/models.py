@@ -6,13 +6,13 @@ throughput per table and the time spent building indexes and foreign keys, not o
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from dmig.fields import ByName, Identifier, Items, JsonData, JsonObject, Names, Path, Scalar, Token, TypeName, Url, Word
 from dmig.models import Input, Output
 
-Scalar = str | int | float | bool | None
 Mode = Literal["create", "truncate", "append", "incremental"]
 
 
@@ -20,25 +20,25 @@ class Rename(Input):
     """Rename a column in the target."""
 
     op: Literal["rename"]
-    column: str = Field(description="Source (or earlier transformed) column name.")
-    to: str = Field(description="New target column name.")
+    column: Identifier = Field(description="Source (or earlier transformed) column name.")
+    to: Identifier = Field(description="New target column name.")
 
 
 class Cast(Input):
     """Convert a column's values to another type in Python; a value that does not convert is rejected."""
 
     op: Literal["cast"]
-    column: str = Field(description="Column to convert.")
-    to: str = Field(description="Target type: text, varchar(n), integer, bigint, decimal(p,s), boolean, date, ...")
+    column: Identifier = Field(description="Column to convert.")
+    to: TypeName = Field(description="Target type: text, varchar(n), integer, bigint, decimal(p,s), boolean, date, ...")
 
 
 class Split(Input):
     """Split one text column into several (e.g. user_name → first_name, last_name)."""
 
     op: Literal["split"]
-    column: str = Field(description="Column to split.")
-    into: list[str] = Field(min_length=2, description="New column names; the last one takes the remainder.")
-    separator: str = Field(default=" ", min_length=1, description="Separator (split at most len(into)-1 times).")
+    column: Identifier = Field(description="Column to split.")
+    into: Names = Field(min_length=2, description="New column names; the last one takes the remainder.")
+    separator: Word = Field(default=" ", min_length=1, description="Separator (split at most len(into)-1 times).")
     keep_source: bool = Field(default=False, description="Keep the original column in the target too.")
 
 
@@ -46,9 +46,9 @@ class Concat(Input):
     """Join several columns into one text column (NULL parts are skipped; all NULL gives NULL)."""
 
     op: Literal["concat"]
-    columns: list[str] = Field(min_length=1, description="Columns to join, in order.")
-    into: str = Field(description="Name of the new column.")
-    separator: str = Field(default="", description="Text placed between the parts.")
+    columns: Names = Field(min_length=1, description="Columns to join, in order.")
+    into: Identifier = Field(description="Name of the new column.")
+    separator: Word = Field(default="", description="Text placed between the parts.")
     keep_sources: bool = Field(default=True, description="Keep the joined columns in the target too.")
 
 
@@ -56,7 +56,7 @@ class Default(Input):
     """Replace NULL in a column by a value."""
 
     op: Literal["default"]
-    column: str = Field(description="Column whose NULLs are replaced.")
+    column: Identifier = Field(description="Column whose NULLs are replaced.")
     value: Scalar = Field(description="Replacement value (converted to the column's type).")
 
 
@@ -64,16 +64,16 @@ class Constant(Input):
     """Add (or overwrite) a column holding the same value in every row."""
 
     op: Literal["constant"]
-    column: str = Field(description="Column name.")
+    column: Identifier = Field(description="Column name.")
     value: Scalar = Field(description="The value.")
-    type: str | None = Field(default=None, description="Its type; inferred from the value when omitted.")
+    type: TypeName | None = Field(default=None, description="Its type; inferred from the value when omitted.")
 
 
 class Drop(Input):
     """Leave a column out of the target."""
 
     op: Literal["drop"]
-    column: str = Field(description="Column to leave out.")
+    column: Identifier = Field(description="Column to leave out.")
 
 
 class Expr(Input):
@@ -85,9 +85,9 @@ class Expr(Input):
     """
 
     op: Literal["expr"]
-    into: str = Field(description="Name of the new column.")
-    expr: dict[str, Any] = Field(description="The expression tree (see the tool description).")
-    type: str = Field(description="Type of the result (e.g. integer, decimal(12,2), text).")
+    into: Identifier = Field(description="Name of the new column.")
+    expr: JsonObject = Field(description="The expression tree (see the tool description).")
+    type: TypeName = Field(description="Type of the result (e.g. integer, decimal(12,2), text).")
 
 
 Transform = Annotated[Rename | Cast | Split | Concat | Default | Constant | Drop | Expr, Field(discriminator="op")]
@@ -96,11 +96,11 @@ Transform = Annotated[Rename | Cast | Split | Concat | Default | Constant | Drop
 class Condition(Input):
     """One row filter; a table's conditions are ANDed and evaluated by the source database."""
 
-    column: str = Field(description="Source column.")
+    column: Identifier = Field(description="Source column.")
     op: Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null", "like", "between"] = Field(
         description="Comparison."
     )
-    value: Any = Field(default=None, description="Value; a list for in/not_in, [low, high] for between.")
+    value: JsonData = Field(default=None, description="Value; a list for in/not_in, [low, high] for between.")
 
     @model_validator(mode="after")
     def _check_value(self) -> Condition:
@@ -114,22 +114,24 @@ class Condition(Input):
 class TableMapping(Input):
     """How one source table is copied: target name, columns left out, transforms, filters, incremental bounds."""
 
-    target_table: str | None = Field(default=None, description="Target table name (default: the source name).")
-    exclude_columns: list[str] = Field(default_factory=list, description="Source columns not copied.")
-    transforms: list[Transform] = Field(default_factory=list, description="Applied in order to every row.")
-    filter: list[Condition] = Field(default_factory=list, description="Only rows matching all conditions.")
+    target_table: Identifier | None = Field(default=None, description="Target table name (default: the source name).")
+    exclude_columns: Names = Field(default_factory=list, description="Source columns not copied.")
+    transforms: Items[Transform] = Field(default_factory=list, description="Applied in order to every row.")
+    filter: Items[Condition] = Field(default_factory=list, description="Only rows matching all conditions.")
     since_key: Scalar = Field(default=None, description="Incremental mode: only rows whose key is greater.")
-    since_column: str | None = Field(default=None, description="Incremental mode: column compared with since_value.")
+    since_column: Identifier | None = Field(
+        default=None, description="Incremental mode: column compared with since_value."
+    )
     since_value: Scalar = Field(default=None, description="Incremental mode: rows with since_column >= this value.")
 
 
 class CopyRequest(Input):
-    source_url: str = Field(description="Source database URL or env:VARNAME reference (password never echoed).")
-    target_url: str = Field(description="Target database URL or env:VARNAME; a new SQLite file is created.")
-    tables: list[str] | None = Field(
+    source_url: Url = Field(description="Source database URL or env:VARNAME reference (password never echoed).")
+    target_url: Url = Field(description="Target database URL or env:VARNAME; a new SQLite file is created.")
+    tables: Names | None = Field(
         default=None, description="Tables to copy: names or glob patterns (e.g. 'order*'). Default: all tables."
     )
-    exclude_tables: list[str] = Field(default_factory=list, description="Names or glob patterns to leave out.")
+    exclude_tables: Names = Field(default_factory=list, description="Names or glob patterns to leave out.")
     mode: Mode = Field(
         default="create",
         description=(
@@ -138,7 +140,7 @@ class CopyRequest(Input):
             "than a key or timestamp (default: newer than the target's max key) and update rows that exist."
         ),
     )
-    confirm: str | None = Field(
+    confirm: Token | None = Field(
         default=None, description="Truncate mode only: the confirmation token the tool gives in its first error."
     )
     workers: int | None = Field(
@@ -151,11 +153,13 @@ class CopyRequest(Input):
     partition_rows: int = Field(
         default=200_000, ge=1, description="Tables larger than this are split into key ranges copied in parallel."
     )
-    mapping: dict[str, TableMapping] = Field(
+    mapping: ByName[TableMapping] = Field(
         default_factory=dict, description="Per source table: target name, columns, transforms, filters."
     )
     since_key: Scalar = Field(default=None, description="Incremental mode, every table: only keys greater than this.")
-    since_column: str | None = Field(default=None, description="Incremental mode, every table: a timestamp column.")
+    since_column: Identifier | None = Field(
+        default=None, description="Incremental mode, every table: a timestamp column."
+    )
     since_value: Scalar = Field(
         default=None, description="Incremental mode: rows with since_column >= this (default: target's max)."
     )
@@ -163,12 +167,16 @@ class CopyRequest(Input):
     reject_limit: int = Field(
         default=1000, ge=0, description="Rejected rows allowed per table; one more fails that table."
     )
-    reject_file: str | None = Field(
+    reject_file: Path | None = Field(
         default=None, description="Reject file inside the project (default docs/migrations/rejects/<run>.jsonl)."
     )
     verify: bool = Field(default=True, description="Compare row counts (and checksums when available) afterwards.")
-    source_schema: str | None = Field(default=None, description="Source schema (PostgreSQL); default schema if empty.")
-    target_schema: str | None = Field(default=None, description="Target schema (PostgreSQL); default schema if empty.")
+    source_schema: Identifier | None = Field(
+        default=None, description="Source schema (PostgreSQL); default schema if empty."
+    )
+    target_schema: Identifier | None = Field(
+        default=None, description="Target schema (PostgreSQL); default schema if empty."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CopyRequest:

@@ -16,6 +16,7 @@ from dmig.backup import service
 from dmig.backup.results import BackupResult, ListResult, PruneResult, RestoreResult, VerifyResult
 from dmig.backup.store import root_dir
 from dmig.context import RunContext
+from dmig.fields import Identifier, Items, Names, Path, Token, Url
 from dmig.models import Input
 from dmig.registry import ToolSpec
 
@@ -23,13 +24,13 @@ _FOLDER = Field(default=None, description="Backups folder inside the project (de
 
 
 class BackupInput(Input):
-    url: str = Field(
+    url: Url = Field(
         description="Database URL to back up, or env:VARNAME holding it (preferred: keeps the password out)."
     )
-    tables: list[str] | None = Field(
+    tables: Names | None = Field(
         default=None, description="Tables to back up (default: every table of the schema except dmig_* tables)."
     )
-    schema_name: str | None = Field(
+    schema_name: Identifier | None = Field(
         default=None, description="PostgreSQL schema / MySQL database (default: the URL's)."
     )
     format: Literal["portable", "native"] = Field(
@@ -37,53 +38,53 @@ class BackupInput(Input):
         description="portable: dmig's gzip JSON Lines, restorable on any dialect; native: pg_dump -Fd, mariadb-dump, "
         "or SQLite's backup API (same manifest and checksums).",
     )
-    encrypt_key_env: str | None = Field(
+    encrypt_key_env: Identifier | None = Field(
         default=None,
         description="Encrypt the files with AES-256-GCM using the 32-byte key (base64/hex) held in this environment "
         "variable; the manifest records the variable's name, never the key.",
     )
-    folder: str | None = _FOLDER
+    folder: Path | None = _FOLDER
 
 
 class VerifyInput(Input):
-    backup_id: str = Field(description="The backup to verify (from backup or list_backups).")
-    url: str | None = Field(
+    backup_id: Token = Field(description="The backup to verify (from backup or list_backups).")
+    url: Url | None = Field(
         default=None,
         description="Server on which a scratch database dmig_verify_* may be created (PostgreSQL/MySQL; env:VARNAME "
         "works). Default: the env: reference the backup was taken with. Not needed for SQLite.",
     )
-    folder: str | None = _FOLDER
+    folder: Path | None = _FOLDER
 
 
 class ListInput(Input):
-    folder: str | None = _FOLDER
+    folder: Path | None = _FOLDER
 
 
 class PruneInput(Input):
     keep_last: int | None = Field(default=None, ge=0, description="Keep the newest N backups.")
     older_than_days: float | None = Field(default=None, ge=0, description="Delete only backups older than this.")
-    protect: list[str] | None = Field(
+    protect: Items[Token] | None = Field(
         default=None, description="Backup ids never to delete (e.g. the restore point of a running migration)."
     )
-    confirm: str | None = Field(
+    confirm: Token | None = Field(
         default=None, description="The confirm_token of a dry run: without it nothing is deleted (dry run)."
     )
-    folder: str | None = _FOLDER
+    folder: Path | None = _FOLDER
 
 
 class RestoreInput(Input):
-    backup_id: str = Field(description="The backup to restore (it must have a passing verification).")
-    url: str = Field(description="Database to restore into (env:VARNAME works). Its tables' rows are REPLACED.")
-    confirm: str | None = Field(
+    backup_id: Token = Field(description="The backup to restore (it must have a passing verification).")
+    url: Url = Field(description="Database to restore into (env:VARNAME works). Its tables' rows are REPLACED.")
+    confirm: Token | None = Field(
         default=None,
         description="The confirm_token of a dry run with the same backup, url and tables (run dry_run=true first).",
     )
-    tables: list[str] | None = Field(default=None, description="Tables to restore (default: all in the backup).")
-    target_schema: str | None = Field(default=None, description="PostgreSQL schema to restore into.")
+    tables: Names | None = Field(default=None, description="Tables to restore (default: all in the backup).")
+    target_schema: Identifier | None = Field(default=None, description="PostgreSQL schema to restore into.")
     dry_run: bool = Field(
         default=False, description="Show what would be replaced and the confirm token for it; touch nothing."
     )
-    folder: str | None = _FOLDER
+    folder: Path | None = _FOLDER
 
 
 def backup(inp: BackupInput, rc: RunContext) -> BackupResult:

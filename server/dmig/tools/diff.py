@@ -12,25 +12,28 @@ from pydantic import Field
 from dmig.context import RunContext
 from dmig.diff import DiffResult, WhereClause, diff_table
 from dmig.diff.report import to_terminal, write_report
+from dmig.fields import Identifier, Items, Names, Url
 from dmig.models import Input
 from dmig.registry import ToolSpec
 
 
 class DiffInput(Input):
-    source_url: str = Field(description="Source database URL, or env:VARNAME holding it.")
-    target_url: str = Field(description="Target database URL, or env:VARNAME holding it.")
-    table: str = Field(description="Table to compare (on the source; on the target too unless target_table is set).")
-    key: list[str] | None = Field(
+    source_url: Url = Field(description="Source database URL, or env:VARNAME holding it.")
+    target_url: Url = Field(description="Target database URL, or env:VARNAME holding it.")
+    table: Identifier = Field(
+        description="Table to compare (on the source; on the target too unless target_table is set)."
+    )
+    key: Names | None = Field(
         default=None,
         description="Key columns (default: the source's primary key; a table without one is compared as a multiset).",
     )
-    columns: list[str] | None = Field(
+    columns: Names | None = Field(
         default=None, description="Columns to compare (default: every column present on both sides)."
     )
-    target_table: str | None = Field(default=None, description="Table name on the target, if it was renamed.")
-    schema_name: str | None = Field(default=None, description="Source schema (PostgreSQL) or database (MySQL).")
-    target_schema: str | None = Field(default=None, description="Target schema or database.")
-    where: list[WhereClause] | None = Field(
+    target_table: Identifier | None = Field(default=None, description="Table name on the target, if it was renamed.")
+    schema_name: Identifier | None = Field(default=None, description="Source schema (PostgreSQL) or database (MySQL).")
+    target_schema: Identifier | None = Field(default=None, description="Target schema or database.")
+    where: Items[WhereClause] | None = Field(
         default=None,
         description='Row filter applied to both sides, ANDed: [{"column": "created_at", "op": ">=", "value": '
         '"2024-01-01"}]; ops = != < <= > >= in not_in is_null is_not_null. Values are bound, never SQL.',

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from dmig.context import RunContext
+from dmig.fields import Path
 from dmig.harness import expertise as ex
 from dmig.models import Input, Output
 from dmig.registry import ToolSpec
@@ -23,7 +24,7 @@ _PATH_HELP = (
 
 
 class ExpertiseReadInput(Input):
-    path: str | None = Field(None, description=_PATH_HELP)
+    path: Path | None = Field(None, description=_PATH_HELP)
     digest: bool = Field(
         False, description="Return a small digest (counts, last 5 insights, conventions) instead of the whole file."
     )
@@ -61,7 +62,7 @@ def expertise_read(inp: ExpertiseReadInput, rc: RunContext) -> ExpertiseReadOutp
 
 
 class SelfImproveInput(ex.Improvement):
-    path: str | None = Field(None, description=_PATH_HELP)
+    path: Path | None = Field(None, description=_PATH_HELP)
 
 
 class SelfImproveOutput(Output):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from dmig.context import RunContext
+from dmig.fields import Command, FreeText, JsonObject, Label, Message, StoryId, Word
 from dmig.harness import baseline as baseline_mod
 from dmig.harness import bus, context_digest, lifecycle, transition
 from dmig.harness import verify as verify_mod
@@ -21,13 +22,12 @@ from dmig.harness.paths import project_files
 from dmig.models import Input, Output
 from dmig.registry import ToolSpec
 
-StoryId = Field(default=None, description="A story id from status.json, e.g. US-0042.", max_length=200)
+_STORY_ID = Field(default=None, description="A story id from status.json, e.g. US-0042.")
 
 
 class ObtainContextInput(Input):
-    story_id: str | None = Field(
+    story_id: StoryId | None = Field(
         default=None,
-        max_length=200,
         description="The story to include in full (bounded). Default: the session's current_story, if any.",
     )
     bus_messages: int = Field(default=10, ge=0, le=100, description="How many of the newest bus messages to include.")
@@ -62,16 +62,15 @@ def obtain_context(inp: ObtainContextInput, rc: RunContext) -> ObtainContextOutp
 
 
 class SessionInitInput(Input):
-    test_command: str | None = Field(
+    test_command: Command | None = Field(
         default=None,
         min_length=1,
-        max_length=1000,
         description="Shell command that runs the tests (default: detected: make test, npm test, cargo test, ...). "
         "Only a proposal: verify runs it after the user approves it in a terminal (dmig approve-test-command).",
     )
     test_timeout_ms: int | None = Field(default=None, ge=1000, le=86_400_000, description="Test run time limit in ms.")
-    project_type: str | None = Field(default=None, max_length=50, description="e.g. python, node, rust, go.")
-    init_script: str | None = Field(default=None, max_length=1000, description="Command that sets up a fresh checkout.")
+    project_type: Word | None = Field(default=None, description="e.g. python, node, rust, go.")
+    init_script: Command | None = Field(default=None, description="Command that sets up a fresh checkout.")
     verification_policy: Literal["warn", "block"] | None = Field(
         default=None, description="warn: report failing tests; block: refuse work on failing tests."
     )
@@ -87,7 +86,7 @@ def session_init(inp: SessionInitInput, rc: RunContext) -> lifecycle.InitResult:
 
 
 class SessionResumeInput(Input):
-    story_id: str | None = StoryId
+    story_id: StoryId | None = _STORY_ID
 
 
 def session_resume(inp: SessionResumeInput, rc: RunContext) -> lifecycle.ResumeResult:
@@ -95,9 +94,8 @@ def session_resume(inp: SessionResumeInput, rc: RunContext) -> lifecycle.ResumeR
 
 
 class VerifyInput(Input):
-    story_id: str | None = Field(
+    story_id: StoryId | None = Field(
         default=None,
-        max_length=200,
         description="Record the result on this story; default: on every in-progress story (any spelling).",
     )
 
@@ -107,7 +105,7 @@ def verify(inp: VerifyInput, rc: RunContext) -> verify_mod.VerifyResult:
 
 
 class BaselineInput(Input):
-    message: str = Field(min_length=1, max_length=2000, description="Why this commit is a known-good point.")
+    message: FreeText = Field(min_length=1, description="Why this commit is a known-good point.")
 
 
 def baseline(inp: BaselineInput, rc: RunContext) -> baseline_mod.BaselineResult:
@@ -115,17 +113,15 @@ def baseline(inp: BaselineInput, rc: RunContext) -> baseline_mod.BaselineResult:
 
 
 class StatusUpdateInput(Input):
-    story_id: str = Field(min_length=1, max_length=200, description="The story to move, e.g. US-0042.")
-    status: str = Field(
+    story_id: StoryId = Field(min_length=1, description="The story to move, e.g. US-0042.")
+    status: Word = Field(
         min_length=1,
-        max_length=40,
         description="Target state: draft, ready, in-progress, blocked, in-review or done (any spelling, "
         "e.g. in_progress; the file's own spelling is written back).",
     )
-    reason: str | None = Field(default=None, max_length=1000, description="Why (kept in history and on the bus).")
-    override_reason: str | None = Field(
+    reason: FreeText | None = Field(default=None, description="Why (kept in history and on the bus).")
+    override_reason: FreeText | None = Field(
         default=None,
-        max_length=1000,
         description="Only to enter in-review without passing tests: the written reason, recorded on the story "
         "and announced on the bus.",
     )
@@ -136,19 +132,18 @@ def status_update(inp: StatusUpdateInput, rc: RunContext) -> transition.Transiti
 
 
 class BusAppendInput(Input):
-    type: str = Field(
+    type: Word = Field(
         min_length=1,
-        max_length=40,
         description="One lowercase word; common: " + ", ".join(bus.COMMON_TYPES) + ".",
     )
-    text: str = Field(min_length=1, max_length=bus.MAX_TEXT, description="The message (credentials are masked).")
-    to: str | None = Field(default=None, max_length=100, description="Recipient agent id, or ALL.")
-    story: str | None = Field(default=None, max_length=100, description="Story id the message is about.")
-    status: str | None = Field(default=None, max_length=40, description="Story status the message reports, if any.")
-    from_agent: str | None = Field(
-        default=None, max_length=100, description="Sender agent id (written as `from`); default: this agent."
+    text: Message = Field(min_length=1, description="The message (credentials are masked).")
+    to: Label | None = Field(default=None, description="Recipient agent id, or ALL.")
+    story: StoryId | None = Field(default=None, description="Story id the message is about.")
+    status: Word | None = Field(default=None, description="Story status the message reports, if any.")
+    from_agent: Label | None = Field(
+        default=None, description="Sender agent id (written as `from`); default: this agent."
     )
-    extra: dict[str, Any] | None = Field(default=None, description="Additional free fields for the message.")
+    extra: JsonObject | None = Field(default=None, description="Additional free fields for the message.")
 
 
 class BusAppendOutput(Output):

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from dmig.context import RunContext
 from dmig.db.introspect import INCLUDE_ALL, InspectOptions, SchemaReport, TableInfo, inspect_url, normalise_include
+from dmig.fields import Few, Identifier, Names, Url, Word
 from dmig.models import Input
 from dmig.registry import ToolSpec
 
@@ -15,17 +16,16 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
     warnings.filterwarnings("ignore", message=r'Field name "schema"', category=UserWarning)
 
     class InspectInput(Input):
-        url: str = Field(
-            max_length=4096,
+        url: Url = Field(
             description="Database URL (postgresql://user@host:5432/db, mysql://user@host/db, sqlite:///file.db) "
             "or env:VARNAME naming an environment variable that holds it (keeps the password out of the chat).",
         )
-        schema: str | None = Field(
+        schema: Identifier | None = Field(
             None,
             description="PostgreSQL schema or MySQL database to inspect; default: the connection's current one "
             "(public / the URL's database; SQLite: main).",
         )
-        tables: list[str] | None = Field(
+        tables: Names | None = Field(
             None,
             description="Only these tables: exact names or glob patterns (orders_*, user?); each must match at "
             "least one table. Default: every table.",
@@ -36,7 +36,7 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
             "catalog puts at up to 1,000,000 rows and 256 MiB, estimated above (each table says which).",
         )
         max_tables: int = Field(200, ge=1, le=10_000, description="At most this many tables (by name); see truncated.")
-        include: list[str] | None = Field(
+        include: Few[Word] | None = Field(
             None,
             description=f"Parts to report (default all): {', '.join(INCLUDE_ALL)}. 'keys' = primary key and "
             "unique constraints.",

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from dmig.context import RunContext
 from dmig.db.engine import connect
 from dmig.errors import DmigError, InvalidInput
+from dmig.fields import JsonObject, Path, SqlText, Url, Word
 from dmig.lint.engine import LintResult, lint_spec, lint_sql
 from dmig.models import Input, Output
 from dmig.registry import ToolSpec
@@ -24,26 +25,24 @@ from dmig.spec.render import render_spec
 
 
 class LintInput(Input):
-    spec: str | None = Field(
-        default=None, max_length=4096, description="Path (inside the project) of a YAML/JSON migration spec."
+    spec: Path | None = Field(
+        default=None, description="Path (inside the project) of a YAML/JSON migration spec."
     )
-    spec_inline: dict | None = Field(
+    spec_inline: JsonObject | None = Field(
         default=None, description="A migration spec given inline (same shape as the file)."
     )
-    sql: str | None = Field(
-        default=None, max_length=1_000_000, description="Raw SQL to lint (statements separated by ;)."
+    sql: SqlText | None = Field(
+        default=None, description="Raw SQL to lint (statements separated by ;)."
     )
     dialect: Literal["postgresql", "mysql", "sqlite"] | None = Field(
         default=None, description="Dialect to lint for when no url is given (default: postgresql)."
     )
-    server_version: str | None = Field(
+    server_version: Word | None = Field(
         default=None,
-        max_length=64,
         description="Server version when no url is given, e.g. 15, 11.4, mariadb-10.11, mysql-8.0.36.",
     )
-    url: str | None = Field(
+    url: Url | None = Field(
         default=None,
-        max_length=4096,
         description="Database URL or env:VAR: read dialect, version and table definitions from it.",
     )
     include_steps: bool = Field(default=True, description="For a spec, also return the rendered steps per phase.")

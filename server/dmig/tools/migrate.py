@@ -22,6 +22,7 @@ from dmig.execute.contract import CompleteOutcome
 from dmig.execute.runner import RunOutcome
 from dmig.execute.status import MigrationStatus
 from dmig.execute.target import resolve_url
+from dmig.fields import FreeText, Path, Token, Url
 from dmig.models import Input, Output
 from dmig.plan import load_plan, plan_migration, resolve_plan, save_plan
 from dmig.plan.model import ChecklistItem, Downtime, Plan
@@ -48,12 +49,12 @@ def _plan(rc: RunContext, value: str) -> tuple[Plan, str]:
 
 
 class PlanMigrationInput(Input):
-    spec: str = Field(description="Migration spec file (YAML/JSON) inside the project; schema: migration-spec.")
-    url: str | None = Field(default=None, description="Target database (prefer env:VARNAME); default: the spec's.")
+    spec: Path = Field(description="Migration spec file (YAML/JSON) inside the project; schema: migration-spec.")
+    url: Url | None = Field(default=None, description="Target database (prefer env:VARNAME); default: the spec's.")
     environment: Literal["development", "staging", "production"] = Field(
         default="production", description="Which environment the target is; production never waives the backup."
     )
-    waive_backup: str | None = Field(
+    waive_backup: FreeText | None = Field(
         default=None, description="Reason to contract without a verified backup (refused for production)."
     )
     sample: bool = Field(
@@ -154,9 +155,9 @@ def render_plan(out: PlanMigrationOutput) -> str:
 
 
 class RunMigrationInput(Input):
-    plan: str = Field(description=PLAN_FIELD)
-    confirm: str | None = Field(default=None, description=CONFIRM_FIELD + " Not needed for dry_run.")
-    url: str | None = Field(default=None, description=URL_FIELD)
+    plan: Path = Field(description=PLAN_FIELD)
+    confirm: Token | None = Field(default=None, description=CONFIRM_FIELD + " Not needed for dry_run.")
+    url: Url | None = Field(default=None, description=URL_FIELD)
     dry_run: bool = Field(default=False, description="Return every statement that would run; touch nothing.")
     batch_size: int | None = Field(default=None, ge=1, le=1_000_000, description="Override the plan's batch size.")
     throttle_ms: int | None = Field(default=None, ge=0, le=600_000, description="Override the pause between batches.")
@@ -232,9 +233,9 @@ def render_run(out: RunOutcome) -> str:
 
 
 class MigrationStatusInput(Input):
-    plan: str | None = Field(default=None, description=PLAN_FIELD + " Give this, or migration_id with url.")
-    migration_id: str | None = Field(default=None, description="Migration id (when there is no plan file).")
-    url: str | None = Field(default=None, description="Target database (prefer env:VARNAME).")
+    plan: Path | None = Field(default=None, description=PLAN_FIELD + " Give this, or migration_id with url.")
+    migration_id: Token | None = Field(default=None, description="Migration id (when there is no plan file).")
+    url: Url | None = Field(default=None, description="Target database (prefer env:VARNAME).")
 
 
 def status_tool(inp: MigrationStatusInput, rc: RunContext) -> MigrationStatus:
@@ -262,9 +263,9 @@ def render_status(out: MigrationStatus) -> str:
 
 
 class ConfirmedPlanInput(Input):
-    plan: str = Field(description=PLAN_FIELD)
-    confirm: str = Field(description=CONFIRM_FIELD)
-    url: str | None = Field(default=None, description=URL_FIELD)
+    plan: Path = Field(description=PLAN_FIELD)
+    confirm: Token = Field(description=CONFIRM_FIELD)
+    url: Url | None = Field(default=None, description=URL_FIELD)
 
 
 def complete_tool(inp: ConfirmedPlanInput, rc: RunContext) -> CompleteOutcome:

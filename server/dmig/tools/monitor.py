@@ -7,11 +7,11 @@ file's ``monitoring`` key (``plan``): the same object, schema ``dmig.monitor.thr
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 from pydantic import Field
 
 from dmig.context import RunContext
+from dmig.fields import Few, Identifier, JsonObject, Path, SqlQuery, Token, Url
 from dmig.models import Input
 from dmig.monitor import service, thresholds
 from dmig.monitor.probes import DEFAULT_ROW_CAP, ProbeTarget
@@ -31,21 +31,23 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
     warnings.filterwarnings("ignore", message=r'Field name "schema"', category=UserWarning)
 
     class _Common(Input):
-        url: str = Field(
+        url: Url = Field(
             description="Database URL (postgresql://, mysql://, sqlite:///) or env:VARNAME holding it (keeps the "
             "password out of the chat)."
         )
-        table: str | None = Field(
+        table: Identifier | None = Field(
             default=None,
             description="Table the migration touches: adds a primary-key lookup probe and a 10-row index range "
             "probe on it (they wait when the migration locks it). Default: round-trip probe only.",
         )
-        schema: str | None = Field(default=None, description="Schema (PostgreSQL) or database (MySQL) of 'table'.")
-        range_column: str | None = Field(
+        schema: Identifier | None = Field(
+            default=None, description="Schema (PostgreSQL) or database (MySQL) of 'table'."
+        )
+        range_column: Identifier | None = Field(
             default=None,
             description="Leading column of an index for the range probe; default: the first primary-key column.",
         )
-        probes: list[str] | None = Field(
+        probes: Few[SqlQuery] | None = Field(
             default=None,
             description="Your own probe queries: each must be ONE plain SELECT over plain tables of this database "
             "(no views, no system catalogs) using only ordinary operators, casts to ordinary types and the "
@@ -55,8 +57,8 @@ with warnings.catch_warnings():  # a field named "schema" shadows pydantic's dep
             "SQLSTATE/error number and a fixed reason.",
         )
         row_cap: int = Field(default=DEFAULT_ROW_CAP, ge=1, le=10_000, description="Rows read per probe at most.")
-        thresholds: dict[str, Any] | None = Field(default=None, description=_THRESHOLDS_HELP)
-        plan: str | None = Field(
+        thresholds: JsonObject | None = Field(default=None, description=_THRESHOLDS_HELP)
+        plan: Path | None = Field(
             default=None,
             description="Plan file in the project (docs/migrations/<id>/plan.yaml) whose 'monitoring' key holds "
             "the thresholds object. Give this or 'thresholds'.",
@@ -77,7 +79,7 @@ class HealthInput(_Common):
 
 
 class MonitorInput(_Common):
-    run_id: str = Field(
+    run_id: Token = Field(
         description="Run identifier: the timeline goes to docs/migrations/<run_id>/metrics.jsonl (appended) and "
         "the report to docs/migrations/<run_id>/report.html."
     )

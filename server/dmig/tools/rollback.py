@@ -9,29 +9,30 @@ from pydantic import Field
 
 from dmig.context import RunContext
 from dmig.execute.rollback import RollbackOutcome, rollback
+from dmig.fields import FreeText, Path, StoryId, Token, Url
 from dmig.models import Input
 from dmig.plan import load_plan, resolve_plan
 from dmig.registry import ToolSpec
 
 
 class RollbackInput(Input):
-    plan: str = Field(description="Plan file (docs/migrations/<id>/plan.yaml), its folder, or the migration id.")
-    confirm: str = Field(
+    plan: Path = Field(description="Plan file (docs/migrations/<id>/plan.yaml), its folder, or the migration id.")
+    confirm: Token = Field(
         description="The plan's checksum (plan_migration's output, runbook.md): proof you reviewed this exact plan. "
         "It is re-derived from the stored plan and must match."
     )
-    url: str | None = Field(
+    url: Url | None = Field(
         default=None,
         description="Target database if the plan stores no password-free way to reach it (prefer env:VARNAME); "
         "must be the database the plan was made for.",
     )
-    story_id: str | None = Field(
+    story_id: StoryId | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$",
         description="AgileFlow story (e.g. US-0042) to move to blocked with the reason; checked before anything runs.",
     )
-    reason: str | None = Field(
-        default=None, max_length=1000, description="Why the migration is rolled back (bus message, story history)."
+    reason: FreeText | None = Field(
+        default=None, description="Why the migration is rolled back (bus message, story history)."
     )
 
 

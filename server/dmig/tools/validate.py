@@ -5,12 +5,11 @@ Thin adapter: the rules engine lives in dmig.validate (spec, checks, runner, rep
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from dmig.context import RunContext
 from dmig.errors import InvalidInput
+from dmig.fields import JsonObject, Path, Url
 from dmig.models import Input
 from dmig.registry import ToolSpec
 from dmig.validate.load import parse_spec, read_rules
@@ -19,20 +18,20 @@ from dmig.validate.runner import ValidationRun, run_spec
 
 
 class ValidateInput(Input):
-    rules: str | None = Field(
+    rules: Path | None = Field(
         default=None,
         description="Path of a YAML or JSON rules file inside the project (schema: validation-rules.schema.json). "
         "Give this or 'spec'.",
     )
-    spec: dict[str, Any] | None = Field(
+    spec: JsonObject | None = Field(
         default=None,
         description="The rules inline, same shape as a rules file: {source, target, defaults, checks: [{type: "
         "row_count|not_null|data_type|orphaned_fk|range|enum|unique|freshness|spot_check, ...}]}.",
     )
-    source: str | None = Field(
+    source: Url | None = Field(
         default=None, description="Override the spec's source database URL (prefer env:VARNAME references)."
     )
-    target: str | None = Field(
+    target: Url | None = Field(
         default=None, description="Override the spec's target database URL (prefer env:VARNAME references)."
     )
     report: bool = Field(
@@ -42,7 +41,7 @@ class ValidateInput(Input):
 
 
 class ValidateOutput(ValidationRun):
-    rules: str | None = Field(default=None, description="The rules file used (None for an inline spec).")
+    rules: Path | None = Field(default=None, description="The rules file used (None for an inline spec).")
     report_path: str | None = Field(default=None, description="The Markdown report written, relative to the project.")
 
 

@@ -6,11 +6,12 @@ inserts itself (and deletes them at the end unless cleanup is off), so it is not
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from dmig.context import RunContext
+from dmig.fields import FEW_MAX, Identifier, Url, Word
 from dmig.models import Input, Output
 from dmig.registry import ToolSpec
 from dmig.workload.locks import LockWaits
@@ -22,25 +23,29 @@ _OPS = ", ".join(DEFAULT_MIX)
 
 
 class WorkloadInput(Input):
-    url: str = Field(description="Database URL, or env:VARNAME holding it (keeps the password out of the chat).")
-    table: str = Field(description="Table the traffic goes to, e.g. users.")
-    schema_name: str | None = Field(default=None, description="Schema (PostgreSQL) or database (MySQL) of the table.")
-    key: str = Field(default="id", description="Integer key column (point reads, range reads, own rows).")
-    old_column: str = Field(default="user_name", description="The column old application code uses.")
-    new_columns: list[str] = Field(
+    url: Url = Field(description="Database URL, or env:VARNAME holding it (keeps the password out of the chat).")
+    table: Identifier = Field(description="Table the traffic goes to, e.g. users.")
+    schema_name: Identifier | None = Field(
+        default=None, description="Schema (PostgreSQL) or database (MySQL) of the table."
+    )
+    key: Identifier = Field(default="id", description="Integer key column (point reads, range reads, own rows).")
+    old_column: Identifier = Field(default="user_name", description="The column old application code uses.")
+    new_columns: list[Identifier] = Field(
         default=["first_name", "last_name"], min_length=2, max_length=2,
         description="The two columns new code uses (written once they exist and the sync triggers are in place).",
     )  # fmt: skip
-    separator: str = Field(default=" ", description="split_column's separator (to check what new code reads).")
-    compat_schema: str | None = Field(
+    separator: Word = Field(default=" ", description="split_column's separator (to check what new code reads).")
+    compat_schema: Identifier | None = Field(
         default="dmig_compat", description="PostgreSQL schema of the compat view old readers use once it exists."
     )
-    compat_view: str | None = Field(default=None, description="MySQL/SQLite compat view (default <table>_compat).")
+    compat_view: Identifier | None = Field(
+        default=None, description="MySQL/SQLite compat view (default <table>_compat)."
+    )
     seconds: float = Field(default=30, gt=0, le=3600, description="How long to run (the run always ends by itself).")
     max_ops: int | None = Field(default=None, ge=1, description="Stop after this many requests.")
     threads: int = Field(default=8, ge=1, le=64, description="Client threads, one connection each.")
     rate: float | None = Field(default=200, gt=0, description="Target requests/s over all threads; null: no limit.")
-    mix: dict[str, float] | None = Field(
+    mix: Annotated[dict[Word, float], Field(max_length=FEW_MAX)] | None = Field(
         default=None, description=f"Weights per request class ({_OPS}); classes the phase forbids are skipped."
     )
     phase: Literal["auto", "old", "expanding", "expanded", "contracted"] = Field(
