@@ -71,7 +71,12 @@ _KIND_LIST = (
     Kind("spec", 4 * MIB, "a hand-written migration spec is a few KB; room for big raw_sql blocks"),
     Kind("rules", 2_000_000, "a validation rules file: hundreds of checks fit in a few hundred KB"),
     Kind("expertise", 1_000_000, "expertise.yaml is kept under 200 lines by the tools", max_nodes=200_000),
-    Kind("project_json", 16 * MIB, "status.json / environment.json / session state shared with other agents"),
+    Kind(
+        "project_json",
+        64 * MIB,
+        "status.json / environment.json / session state, shared with other agents: hundreds of stories with "
+        "long texts reach tens of MB; JSON parses at ~100 MB/s, so this costs under a second",
+    ),
     Kind("manifest", 16 * MIB, "a backup manifest: per-table entries with checksums, thousands of tables"),
     Kind("record", 4 * MIB, "small JSON records dmig keeps (backups.json, package.json of the project)"),
     Kind("schema_dump", 256 * MIB, "a backup's neutral schema (DDL of every table, view and routine)"),
