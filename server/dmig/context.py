@@ -46,6 +46,9 @@ class RunContext:
         raw = value if value not in (None, "") else default
         if raw is None:
             raise PathOutsideProject("no path given")
+        from dmig.safeload import check_path
+
+        check_path(raw)  # NUL bytes, names longer than the OS allows: E_INVALID_PATH, not a traceback
         path = Path(raw)
         if not path.is_absolute():
             path = self.project_dir / path

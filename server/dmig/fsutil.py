@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import stat
 import tempfile
@@ -36,10 +35,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from dmig import safeload
 from dmig.errors import Conflict, InvalidInput, PathOutsideProject
 from dmig.redact import redact
 
 LOCK_TIMEOUT_S = 30.0
+_WRITE_CHECK_KIND = "plan"  # the largest structured project file dmig writes
 _POLL_S = 0.02
 _roots: set[str] = set()
 _roots_lock = threading.Lock()
@@ -157,22 +158,24 @@ def locked(
 
 
 def _structured_ok(name: str, text: str) -> bool:
-    """Whether ``text`` still parses as what its file name says it is (JSON, JSON lines, YAML)."""
+    """Whether ``text`` still parses as what its file name says it is (JSON, JSON lines, YAML).
+
+    Parsed with the bounded loaders (:mod:`dmig.safeload`): a text that would be too costly to
+    read back (an alias bomb) counts as not parsing, so it is refused instead of written.
+    """
     suffix = os.path.splitext(name)[1].lower()
     try:
         if suffix == ".json":
-            json.loads(text)
+            safeload.parse_json(text, _WRITE_CHECK_KIND)
         elif suffix == ".jsonl":
             for line in text.splitlines():
                 if line.strip():
-                    json.loads(line)
+                    safeload.parse_json(line, _WRITE_CHECK_KIND)
         elif suffix in (".yaml", ".yml"):
-            import yaml
-
-            yaml.safe_load(text)
+            safeload.parse_yaml(text, _WRITE_CHECK_KIND)
     except ValueError:
         return False
-    except Exception:  # yaml.YAMLError and friends
+    except Exception:  # yaml.YAMLError, DocumentTooComplex and friends
         return False
     return True
 

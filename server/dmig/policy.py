@@ -36,7 +36,6 @@ import contextlib
 import contextvars
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dmig import safeload
 from dmig.errors import CorruptFile, DmigError, InvalidInput
 
 if TYPE_CHECKING:
@@ -53,9 +53,10 @@ if TYPE_CHECKING:
 
 POLICY_PATH = Path("docs") / "00-meta" / "dmig-policy.yaml"
 # A real policy is a few hundred bytes; the limits only have to stop a hostile file from costing time.
-MAX_POLICY_BYTES = 1 << 20
-MAX_POLICY_EVENTS = 20_000
-MAX_POLICY_DEPTH = 16
+KIND = safeload.KINDS["policy"]
+MAX_POLICY_BYTES = KIND.max_bytes
+MAX_POLICY_EVENTS = KIND.max_nodes
+MAX_POLICY_DEPTH = KIND.max_depth
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _ALIAS = re.compile(r"^(?:db:)?(?P<alias>[A-Za-z][A-Za-z0-9_-]{0,62})$")
 _ENV_REF = re.compile(r"^(?:env:|\$)\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}?$")
@@ -135,8 +136,8 @@ def _corrupt(problem: str) -> CorruptFile:
 def _read_bounded(root: Path, path: Path) -> bytes | None:
     """The policy file's bytes, or None when there is none; refuse anything that is not a small file here.
 
-    The size is checked with fstat on the opened descriptor (a FIFO cannot block the open:
-    O_NONBLOCK), before a byte is read, and the read itself stops one byte past the limit.
+    The symlink check is the policy's own (it must not be pointed outside the project); opening,
+    the file-type and size checks before reading and the bounded read are :mod:`dmig.safeload`'s.
     """
     try:
         os.lstat(path)
@@ -151,52 +152,28 @@ def _read_bounded(root: Path, path: Path) -> bytes | None:
     if real != root and root not in real.parents:
         raise _corrupt("it is a symlink to a file outside the project")
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise _corrupt(f"cannot open it: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _corrupt("it is not a regular file")
-        if st.st_size > MAX_POLICY_BYTES:
-            raise _corrupt(f"it is {st.st_size} bytes; a policy may have at most {MAX_POLICY_BYTES}")
-        chunks, size = [], 0
-        while size <= MAX_POLICY_BYTES:
-            chunk = os.read(fd, min(65536, MAX_POLICY_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_POLICY_BYTES:
-            raise _corrupt(f"it has more than {MAX_POLICY_BYTES} bytes")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise _corrupt(f"cannot read it: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+        return safeload.read_bytes(real, KIND, shown=str(POLICY_PATH), follow_symlinks=False)
+    except FileNotFoundError:
+        raise _corrupt("it disappeared while being read") from None
+    except DmigError as exc:
+        raise _refused(exc) from None
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _refused(exc: DmigError) -> CorruptFile:
+    """A safeload refusal, answered the policy's fail-closed way (E_CORRUPT_FILE) with its details kept."""
+    prefix = f"{POLICY_PATH} "
+    problem = "it " + exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message
+    err = _corrupt(problem)
+    err.details.update({k: v for k, v in exc.details.items() if k in ("limit", "size", "reason", "file_type")})
+    return err
 
 
 def _parse_yaml(text: str) -> Any:
-    """YAML with a bounded number of nodes and depth, and no anchors or aliases (no billion laughs).
-
-    Policy-local on purpose (small and self-contained); a general bounded loader may replace it.
-    """
-    depth = 0
-    for events, event in enumerate(yaml.parse(text, Loader=_Loader), start=1):
-        if events > MAX_POLICY_EVENTS:
-            raise _corrupt(f"it has more than {MAX_POLICY_EVENTS} YAML nodes")
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _corrupt("YAML anchors and aliases are not allowed in a policy")
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_POLICY_DEPTH:
-                raise _corrupt(f"it nests deeper than {MAX_POLICY_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return yaml.load(text, Loader=_Loader)
+    """YAML with a bounded number of nodes and depth, and no anchors or aliases (no billion laughs)."""
+    try:
+        return safeload.parse_yaml(text, KIND, shown=str(POLICY_PATH))
+    except safeload.DocumentTooComplex as exc:
+        raise _refused(exc) from None
 
 
 def load(project_dir: Path) -> Policy | None:

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 
+from dmig import safeload
 from dmig.backup import native, portable, sqlite_ddl
 from dmig.backup.crypto import decrypt_file
 from dmig.backup.manifest import Manifest
@@ -88,9 +89,7 @@ class Files:
 
 def fk_order(folder: Path, tables: list[str]) -> list[str]:
     """Parents before children (by the captured foreign keys); cycles keep the manifest order."""
-    import json
-
-    doc = json.loads((folder / NEUTRAL_NAME).read_text(encoding="utf-8"))
+    doc = safeload.load_json(folder / NEUTRAL_NAME, "schema_dump")
     deps = {
         t: {fk["referred_table"] for fk in doc["tables"].get(t, {}).get("foreign_keys", [])} & set(tables) - {t}
         for t in tables
@@ -291,7 +290,7 @@ def _run_tables(
 def _portable(
     folder: Path, manifest: Manifest, target: Target, ordered: list[str], files: Files, progress: ProgressFn | None
 ) -> dict[str, Outcome]:
-    ddl = load_ddl((folder / NEUTRAL_NAME).read_text(encoding="utf-8"), target.dialect)
+    ddl = load_ddl(safeload.read_text(folder / NEUTRAL_NAME, "schema_dump"), target.dialect)
     schema = target.schema
     with connection(target.url, must_exist=not target.scratch) as conn:
         if target.dialect == "postgresql" and schema:

@@ -30,6 +30,7 @@ from typing import BinaryIO
 from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
+from dmig import safeload
 from dmig.backup.manifest import Manifest, dump_manifest, manifest_sha256
 from dmig.context import RunContext
 from dmig.errors import Conflict, CorruptFile, InvalidInput, NotFound
@@ -126,11 +127,12 @@ def write_manifest(folder: Path, manifest: Manifest) -> str:
 
 def read_manifest(folder: Path) -> tuple[Manifest, str]:
     path = folder / MANIFEST
-    if not path.exists():
-        raise NotFound(f"backup {folder.name} not found (no {MANIFEST} in {folder})", backup_id=folder.name)
-    text = path.read_text(encoding="utf-8")
     try:
-        manifest = Manifest.model_validate(json.loads(text))
+        text = safeload.read_text(path, "manifest", shown=f"{folder.name}/{MANIFEST}")
+    except FileNotFoundError:
+        raise NotFound(f"backup {folder.name} not found (no {MANIFEST} in {folder})", backup_id=folder.name) from None
+    try:
+        manifest = Manifest.model_validate(safeload.parse_json(text, "manifest", shown=f"{folder.name}/{MANIFEST}"))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise CorruptFile(f"the manifest of backup {folder.name} is not valid: {str(exc)[:300]}") from None
     return manifest, manifest_sha256(text)

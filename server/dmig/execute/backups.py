@@ -13,7 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dmig.errors import Conflict, DmigError
+from dmig import safeload
+from dmig.errors import Conflict, CorruptFile, DmigError
 
 SERVICE = "dmig.backup.service"
 
@@ -97,7 +98,7 @@ def record_backup(project_dir: Path, migration_id: str, info: dict[str, Any]) ->
     path = Path(project_dir) / "docs" / "migrations" / migration_id / RECORD
     with locked(path):
         try:
-            entries = json.loads(path.read_text(encoding="utf-8"))
+            entries = safeload.load_json(path, "record")
         except (FileNotFoundError, ValueError):
             entries = []
         entries.append({k: info.get(k) for k in ("id", "path", "label", "tables", "verified", "manifest_sha256")})
@@ -105,25 +106,21 @@ def record_backup(project_dir: Path, migration_id: str, info: dict[str, Any]) ->
 
 
 def recorded_backup_ids(project_dir: Path) -> set[str]:
-    import json
-
     out: set[str] = set()
     for path in (Path(project_dir) / "docs" / "migrations").glob(f"*/{RECORD}"):
         try:
-            out |= {str(e["id"]) for e in json.loads(path.read_text(encoding="utf-8")) if e.get("id")}
-        except (OSError, ValueError, TypeError, KeyError):
+            out |= {str(e["id"]) for e in safeload.load_json(path, "record") if e.get("id")}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, CorruptFile):
             continue
     return out
 
 
 def recorded_entries(project_dir: Path, migration_id: str) -> list[dict[str, Any]]:
     """The backups this migration recorded (oldest first); an unreadable record counts as none."""
-    import json
-
     path = Path(project_dir) / "docs" / "migrations" / migration_id / RECORD
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        entries = safeload.load_json(path, "record")
+    except (OSError, ValueError, CorruptFile):
         return []
     return [e for e in entries if isinstance(e, dict) and e.get("id")] if isinstance(entries, list) else []
 

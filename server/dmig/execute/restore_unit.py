@@ -33,6 +33,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from dmig import safeload
 from dmig.backup import crypto
 from dmig.backup.manifest import Manifest
 from dmig.backup.restore import replace_rows
@@ -78,7 +79,7 @@ class _Ctx:
         self.dialect = dialect_of(conn.engine.url)
         schemas = {t.schema_ for t in plan.tables if t.exists and t.name in tables}
         self.schema = next(iter(schemas)) if len(schemas) == 1 else None
-        ddl_text = (folder / NEUTRAL_NAME).read_text(encoding="utf-8")
+        ddl_text = safeload.read_text(folder / NEUTRAL_NAME, "schema_dump")
         self.ddl = load_ddl(ddl_text, self.dialect)
         enc = manifest.encryption
         self.key = crypto.load_key(enc.key_env or "") if enc.scheme != "none" else None

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dmig import fsutil
+from dmig import fsutil, safeload
 from dmig.errors import InvalidInput
 from dmig.harness import jsonio
 from dmig.harness.clock import utc_now
@@ -106,16 +106,25 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tail_lines(path: Path, count: int, block: int = 65_536) -> list[bytes]:
-    """The last ``count`` complete lines, read backwards in blocks (the log can be large)."""
-    with open(path, "rb") as fh:
+    """The last ``count`` complete lines, read backwards in blocks (the log can be large).
+
+    At most ``bus_tail`` bytes are read (dmig.safeload): a log that is one endless line, or a FIFO
+    in its place, cannot make the tail read everything or block.
+    """
+    budget = safeload.KINDS["bus_tail"].max_bytes
+    with safeload.open_regular(path, "bus_tail", check_size=False) as (fh, _size):
         fh.seek(0, os.SEEK_END)
         end = fh.tell()
-        data = b""
-        while end > 0 and data.count(b"\n") <= count:
-            start = max(0, end - block)
+        floor = max(0, end - budget)
+        chunks: list[bytes] = []
+        newlines = 0
+        while end > floor and newlines <= count:
+            start = max(floor, end - block)
             fh.seek(start)
-            data = fh.read(end - start) + data
+            chunks.append(fh.read(end - start))
+            newlines += chunks[-1].count(b"\n")
             end = start
+    data = b"".join(reversed(chunks))
     segments = data.split(b"\n")
     if end > 0:  # the first segment may be the tail of a line that starts before what we read
         segments = segments[1:]
@@ -145,7 +154,7 @@ def read_all(path: Path) -> list[dict[str, Any]]:
     out = []
     if not path.exists():
         return out
-    for raw in path.read_bytes().split(b"\n"):
+    for raw in safeload.read_bytes(path, "jsonl").split(b"\n"):
         if raw.strip():
             try:
                 obj = json.loads(raw)

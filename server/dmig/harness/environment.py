@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmig.errors import InvalidInput, NotFound
+from dmig import safeload
+from dmig.errors import CorruptFile, InvalidInput, NotFound
 from dmig.harness import jsonio
 from dmig.harness.paths import ProjectFiles
 
@@ -35,7 +36,10 @@ def _makefile_has_test(root: Path) -> bool:
     for name in ("GNUmakefile", "makefile", "Makefile"):
         path = root / name
         if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                text = safeload.read_text(path, "text", errors="replace")
+            except (OSError, CorruptFile):  # a huge or special file is no Makefile we can use
+                return False
             return bool(_MAKE_TEST.search(text)) or bool(re.search(r"^\.PHONY:.*\btest\b", text, re.MULTILINE))
     return False
 
@@ -45,8 +49,8 @@ def _npm_test_script(root: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        scripts = json.loads(path.read_text(encoding="utf-8")).get("scripts") or {}
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        scripts = safeload.load_json(path, "record").get("scripts") or {}
+    except (OSError, json.JSONDecodeError, AttributeError, CorruptFile):
         return False
     test = scripts.get("test") if isinstance(scripts, dict) else None
     return isinstance(test, str) and bool(test.strip()) and _NPM_PLACEHOLDER not in test

@@ -38,7 +38,7 @@ from jsonschema.exceptions import best_match
 from pydantic import Field, field_validator, model_validator
 
 import dmig
-from dmig import fsutil
+from dmig import fsutil, safeload
 from dmig.assets import asset_path, schema_path
 from dmig.context import RunContext
 from dmig.errors import Conflict, CorruptFile, DmigError, InvalidInput, NotFound
@@ -53,8 +53,8 @@ ENV_VAR = "DMIG_EXPERTISE_PATH"
 SCHEMA = "expertise.schema.json"
 MAX_LINES = 200
 KEEP_RECENT = 5  # full learnings kept before any one-line summary entry is aggregated
-MAX_BYTES = 1_000_000
-MAX_NODES = 200_000  # YAML aliases can expand a small file into a huge tree
+MAX_BYTES = safeload.KINDS["expertise"].max_bytes
+MAX_NODES = safeload.KINDS["expertise"].max_nodes  # YAML aliases can expand a small file into a huge tree
 FOLDED_INSIGHT_CHARS = 240
 MAX_TEXT_LINES = 12  # per insight or context
 HEADER = (
@@ -103,10 +103,10 @@ def _environment_override(rc: RunContext) -> Path | None:
     """environment.json is a project file other agents write, so its path is confined to the project."""
     env_file = rc.project_path(ENVIRONMENT_FILE)
     try:
-        data = json.loads(env_file.read_text(encoding="utf-8"))
+        data = safeload.load_json(env_file, "project_json", shown=ENVIRONMENT_FILE)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, json.JSONDecodeError) as exc:
         raise CorruptFile(f"{ENVIRONMENT_FILE} cannot be read as JSON: {exc}", path=ENVIRONMENT_FILE) from None
     if not isinstance(data, dict) or data.get("expertise_path") in (None, ""):
         return None
@@ -130,15 +130,11 @@ def display_path(path: Path, project_dir: Path) -> str:
 def load(path: Path) -> dict[str, Any]:
     """Parse the file into plain JSON-like data (YAML dates become ISO strings)."""
     try:
-        raw = path.read_bytes()
+        raw = safeload.read_bytes(path, "expertise", shown=str(path))
     except FileNotFoundError:
         raise NotFound(f"expertise file {path} does not exist", path=str(path)) from None
-    except OSError as exc:
-        raise CorruptFile(f"expertise file {path} cannot be read: {exc.strerror}", path=str(path)) from None
-    if len(raw) > MAX_BYTES:
-        raise CorruptFile(f"expertise file {path} is larger than {MAX_BYTES} bytes", path=str(path))
     try:
-        data = _parse(raw.decode("utf-8"))
+        data = safeload.parse_yaml(raw.decode("utf-8"), "expertise", shown=f"expertise file {path}")
         plain = _plain(data, [MAX_NODES])
     except UnicodeDecodeError:
         raise CorruptFile(f"expertise file {path} is not UTF-8 text", path=str(path)) from None
@@ -152,11 +148,6 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(plain, dict):
         raise CorruptFile(f"expertise file {path} must hold a mapping at the top level", path=str(path))
     return plain
-
-
-def _parse(text: str) -> Any:
-    """libyaml's safe loader when present (ten times faster); same safe constructors either way."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _plain(obj: Any, budget: list[int]) -> Any:
@@ -257,7 +248,7 @@ class Reading:
 def read(project_dir: Path, explicit: str | None = None) -> Reading:
     location = locate(project_dir, explicit)
     data = load(location.path)
-    lines = line_count(location.path.read_text(encoding="utf-8"))
+    lines = line_count(safeload.read_text(location.path, "expertise", shown=str(location.path)))
     return Reading(location, data, lines, problems_of(data, project_dir, lines))
 
 
@@ -558,7 +549,7 @@ def self_improve(
         # The memory is read back into every later session: never a credential in it.
         data, learning = redact_obj(data), redact_obj(learning)
         text, folded, aggregated = fold_to_fit(data)
-        problems = schema_problems(_plain(_parse(text), [MAX_NODES]))
+        problems = schema_problems(_plain(safeload.parse_yaml(text, "expertise"), [MAX_NODES]))
         if problems:
             raise InvalidInput("the improved expertise would not satisfy the schema; nothing written", errors=problems)
         fsutil.atomic_write_text(target, text)

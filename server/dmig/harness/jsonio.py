@@ -19,7 +19,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from dmig import fsutil
+from dmig import fsutil, safeload
 from dmig.assets import schema_path
 from dmig.errors import CorruptFile, InvalidInput, NotFound
 from dmig.redact import redact_obj
@@ -75,15 +75,15 @@ class JsonDoc:
 def load(path: Path, schema_name: str, *, label: str) -> JsonDoc | None:
     """None when the file does not exist; CorruptFile when it is not valid JSON or fails the schema."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = safeload.read_bytes(path, "project_json", shown=str(path))
     except FileNotFoundError:
         return None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptFile(f"{label} is not UTF-8 text: {exc.reason}", path=str(path)) from None
-    except IsADirectoryError:
-        raise CorruptFile(f"{label} is a directory, not a file", path=str(path)) from None
     try:
-        data = json.loads(text)
+        data = safeload.parse_json(text, "project_json", shown=str(path))
     except json.JSONDecodeError as exc:
         raise CorruptFile(
             f"{label} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it was left untouched",

@@ -20,6 +20,8 @@ from pglast.enums import AlterTableType as AT
 from pglast.enums import ConstrType as CT
 from sqlglot import exp
 
+from dmig.lint import pgsafe
+
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 Fact = dict[str, Any]
@@ -300,11 +302,10 @@ def _pg_facts(stmt) -> list[Fact]:
 
 def parse_postgresql(text: str) -> list[Statement]:
     out = []
-    for st in split_statements(text, "postgresql"):
-        try:
-            parsed = pglast.parse_sql(st.text)
-        except pglast.parser.ParseError as exc:
-            st.facts = [{"kind": "parse_error", "error": str(exc)}]
+    statements = split_statements(text, "postgresql")
+    for st, parsed in zip(statements, pgsafe.parse_each([st.text for st in statements]), strict=True):
+        if isinstance(parsed, pglast.parser.ParseError):
+            st.facts = [{"kind": "parse_error", "error": str(parsed)}]
             out.append(st)
             continue
         for raw in parsed:

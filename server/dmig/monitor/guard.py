@@ -167,8 +167,10 @@ def _names(items: Any) -> list[str]:
 
 
 def _vet_pg(sql: str) -> VettedProbe:
-    from pglast import ast, parse_sql
+    from pglast import ast
     from pglast.parser import ParseError
+
+    from dmig.lint.pgsafe import parse_sql
 
     try:
         stmts = parse_sql(sql)
@@ -273,6 +275,8 @@ def _vet_sqlglot(sql: str, dialect: Dialect, row_cap: int | None) -> VettedProbe
     except SqlglotError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise refuse(sql, f"it does not parse as a {dialect} SELECT ({first})") from None
+    except RecursionError:  # sqlglot recurses per nesting level
+        raise refuse(sql, "it nests too deeply to parse") from None
     if len(parsed) != 1:
         raise refuse(sql, f"it holds {len(parsed)} statements, not exactly one")
     top = parsed[0]

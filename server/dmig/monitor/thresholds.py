@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dmig import safeload
 from dmig.context import RunContext
 from dmig.errors import CorruptFile, InvalidInput, NotFound
 
@@ -137,8 +138,10 @@ def from_plan(rc: RunContext, plan_path: str) -> Thresholds:
 
 def _monitoring_of(path: Path, shown: str) -> dict[str, Any] | None:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        doc = safeload.load_yaml(path, "plan", shown=shown)
+    except FileNotFoundError:
+        raise NotFound(f"plan file {shown} not found", path=shown) from None
+    except yaml.YAMLError as exc:
         raise CorruptFile(f"plan file {shown} is not valid YAML: {str(exc).splitlines()[0]}", path=shown) from None
     if doc is None:
         return None

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dmig import fsutil
+from dmig import fsutil, safeload
 from dmig.context import RunContext
 from dmig.errors import InvalidInput
 from dmig.redact import redact_obj
@@ -64,7 +64,7 @@ def read(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     out = []
-    for raw in path.read_bytes().split(b"\n"):
+    for raw in safeload.read_bytes(path, "jsonl").split(b"\n"):
         if not raw.strip():
             continue
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from dmig import safeload
 from dmig.context import RunContext
 from dmig.errors import CorruptFile, NotFound
 from dmig.fsutil import atomic_write_text, locked
@@ -69,10 +70,10 @@ def load_plan(path: Path, shown: str | None = None) -> Plan:
     """Parse and re-verify; a hand-edited or damaged plan raises CorruptFile."""
     shown = shown or path.name
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safeload.load_yaml(path, "plan", shown=shown)
     except FileNotFoundError:
         raise NotFound(f"plan file {shown} does not exist", path=shown) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except yaml.YAMLError as exc:
         raise CorruptFile(f"plan file {shown} is not valid YAML: {str(exc).splitlines()[0]}", path=shown) from None
     try:
         plan = Plan.model_validate(doc)

@@ -66,9 +66,19 @@ def parse(text: str) -> exp.Expression:
         tree = sqlglot.parse_one(text)
     except sqlglot.errors.SqlglotError as exc:
         raise InvalidInput(f"cannot parse expression {text!r}: {str(exc).splitlines()[0]}", expression=text) from None
+    except RecursionError:  # sqlglot's parser recurses per nesting level: a structured answer, not E_INTERNAL
+        raise _too_deep(text) from None
     if tree is None or isinstance(tree, exp.Block | exp.Query | exp.Command | exp.DDL | exp.DML):
         raise InvalidInput(f"{text!r} is not a single expression", expression=text)
     return tree
+
+
+def _too_deep(text: str) -> InvalidInput:
+    return InvalidInput(
+        f"expression {text[:80]!r}... nests too deeply to parse; simplify it or use a raw_sql operation",
+        expression=text[:200],
+        reason="too_deep",
+    )
 
 
 def columns_of(text: str) -> list[str]:
@@ -201,7 +211,11 @@ class _Builder:
 
 def compile_expression(text: str, resolve: ColumnResolver, dialect: str) -> sa.ColumnElement:
     """Rebuild a spec expression as a Core expression (columns via ``resolve``)."""
-    return _Builder(text, resolve, dialect).build(parse(text))
+    tree = parse(text)
+    try:
+        return _Builder(text, resolve, dialect).build(tree)
+    except RecursionError:
+        raise _too_deep(text) from None
 
 
 def concat(parts: list[sa.ColumnElement]) -> sa.ColumnElement:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dmig import safeload
 from dmig.errors import CorruptFile, InvalidInput
 from dmig.monitor.thresholds import Thresholds
 from dmig.spec.ops.add_check import AddCheck
@@ -145,8 +146,18 @@ def parse_spec(data: Any, *, source: str = "spec") -> MigrationSpec:
 
 
 def parse_spec_text(text: str, *, source: str = "spec") -> MigrationSpec:
+    """A spec from YAML/JSON text (a file's or a tool argument's): bounded like a spec file (dmig.safeload)."""
+    kind = safeload.KINDS["spec"]
+    if len(text) > kind.max_bytes:
+        raise safeload.FileTooLarge(
+            f"{source}: the spec is {len(text)} characters; the limit is {kind.max_bytes}",
+            path=source,
+            limit=kind.max_bytes,
+            size=len(text),
+            kind=kind.name,
+        )
     try:
-        data = yaml.safe_load(text)
+        data = safeload.parse_yaml(text, kind, shown=source)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{source}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from None
     return parse_spec(data, source=source)
@@ -154,11 +165,13 @@ def parse_spec_text(text: str, *, source: str = "spec") -> MigrationSpec:
 
 def load_spec(path: Path) -> MigrationSpec:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = safeload.read_bytes(path, "spec", shown=str(path))
     except FileNotFoundError:
         from dmig.errors import NotFound
 
         raise NotFound(f"spec file {path} does not exist", path=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CorruptFile(f"spec file {path} is not UTF-8 text", path=str(path)) from None
     return parse_spec_text(text, source=path.name)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import regex
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
@@ -40,8 +41,33 @@ def _sqlite_split_part(text: Any, sep: Any, index: Any, rest: Any) -> str | None
     return str(sep).join(parts[i - 1 :]) if rest else parts[i - 1]
 
 
+# SQLite has no regex engine: REGEXP calls back into Python for every row. With ``re`` a pattern
+# like ``^(H+)+X$`` backtracks exponentially inside ONE call, where SQLite's progress handler
+# (the statement timeout) never runs, so the whole server hung. The ``regex`` module is
+# compatible with ``re`` and takes a timeout: each call gets what is left of the statement's
+# deadline, and a timed-out match fails the query with a clear statement-timeout error.
+_REGEX = threading.local()  # per thread (SQLite calls the function in the thread running the query)
+
+
+def _sqlite_regexp(pattern: Any, value: Any) -> bool | None:
+    if pattern is None or value is None:
+        return None
+    deadline = getattr(_REGEX, "deadline", None)
+    remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+    try:
+        return regex.search(str(pattern), str(value), timeout=remaining) is not None
+    except TimeoutError:
+        _REGEX.problem = "regex_timeout"
+        raise
+    except regex.error as exc:
+        _REGEX.problem = f"invalid regular expression: {exc}"
+        raise
+
+
 def _sqlite_functions(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     dbapi_conn.create_function("dmig_split_part", 4, _sqlite_split_part, deterministic=True)
+    # Replaces SQLAlchemy's ``re``-based REGEXP (this listener runs after the dialect's).
+    dbapi_conn.create_function("regexp", 2, _sqlite_regexp, deterministic=True)
 
 
 @dataclass
@@ -114,16 +140,25 @@ class Session:
     def execute(self, stmt: sa.Executable) -> sa.CursorResult[Any]:
         self.queries.append((self.db.side, display_sql(stmt, self.conn.dialect)))
         self._deadline = time.monotonic() + self.timeout_s
+        _REGEX.deadline, _REGEX.problem = self._deadline, None
         try:
             return self.conn.execute(stmt)
         except sa.exc.DBAPIError as exc:
             raise _database_error(exc, self.db, self.timeout_s) from None
 
+    def _fetch(self, stmt: sa.Executable, read: Any) -> Any:
+        """Run and read the result inside one error mapping: SQLite evaluates REGEXP while rows are fetched."""
+        result = self.execute(stmt)
+        try:
+            return read(result)
+        except sa.exc.DBAPIError as exc:
+            raise _database_error(exc, self.db, self.timeout_s) from None
+
     def scalar(self, stmt: sa.Executable) -> Any:
-        return self.execute(stmt).scalar()
+        return self._fetch(stmt, lambda r: r.scalar())
 
     def rows(self, stmt: sa.Executable) -> list[dict[str, Any]]:
-        return [dict(r._mapping) for r in self.execute(stmt)]
+        return self._fetch(stmt, lambda r: [dict(row._mapping) for row in r])
 
     def _sqlite_progress(self) -> int:
         return 1 if time.monotonic() > self._deadline else 0
@@ -133,6 +168,19 @@ def _database_error(exc: sa.exc.DBAPIError, db: Database, timeout_s: float) -> D
     text = str(exc.orig or exc).strip()
     low = text.lower()
     first = redact(text.splitlines()[0] if text else type(exc).__name__)[:300]
+    problem = getattr(_REGEX, "problem", None) if db.dialect == "sqlite" else None
+    _REGEX.problem = None
+    if problem == "regex_timeout":
+        return DatabaseError(
+            f"a regular expression on the {db.side} database ran past the statement timeout of {timeout_s:g}s "
+            "and was stopped (a pattern with nested repetition like (a+)+ backtracks exponentially: simplify it, "
+            "or narrow the check with 'where')",
+            side=db.side,
+            reason="regex_timeout",
+            timeout_s=timeout_s,
+        )
+    if problem:
+        return DatabaseError(f"the {db.side} database rejected a check query: {problem[:300]}", side=db.side)
     if any(s in low for s in ("statement timeout", "max_statement_time", "max_execution_time", "interrupted")):
         return DatabaseError(
             f"a query on the {db.side} database exceeded the statement timeout of {timeout_s:g}s "

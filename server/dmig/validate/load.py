@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from dmig import safeload
 from dmig.errors import InvalidInput, NotFound
 from dmig.validate.spec import ValidationSpec
 
-MAX_RULES_BYTES = 2_000_000
+MAX_RULES_BYTES = safeload.KINDS["rules"].max_bytes
 
 
 def parse_spec(data: Any, *, origin: str = "spec") -> ValidationSpec:
@@ -35,15 +36,14 @@ def parse_spec(data: Any, *, origin: str = "spec") -> ValidationSpec:
 
 def read_rules(path: Path, shown: str) -> Any:
     """YAML or JSON (by extension; YAML also reads JSON)."""
-    if not path.is_file():
-        raise NotFound(f"rules file {shown} does not exist", path=shown)
-    if path.stat().st_size > MAX_RULES_BYTES:
-        raise InvalidInput(f"rules file {shown} is larger than {MAX_RULES_BYTES} bytes", path=shown)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = safeload.read_text(path, "rules", shown=shown, errors="replace")
+    except FileNotFoundError:
+        raise NotFound(f"rules file {shown} does not exist", path=shown) from None
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return safeload.parse_json(text, "rules", shown=shown)
+        return safeload.parse_yaml(text, "rules", shown=shown)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"rules file {shown} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except yaml.YAMLError as exc:
