@@ -76,6 +76,49 @@ class ConnectionFailed(DatabaseError):
     code = "E_CONNECTION"
 
 
+class UnreadableFile(DmigError):
+    """A path names something that cannot be read or written as the tool needs (a folder, a file where
+    a folder must be, a file that is not a database)."""
+
+    code = "E_UNREADABLE_FILE"
+
+
+# Driver messages that mean "the name you gave does not exist" (PostgreSQL, MariaDB/MySQL, SQLite).
+_MISSING = ("does not exist", "no such table", "no such column", "unknown column", "unknown database",
+            "unknown table", "doesn't exist", "undefinedtable", "undefinedcolumn")  # fmt: skip
+# ... or "the name you gave cannot be a name here" (NUL bytes, length, encoding).
+_BAD_NAME = ("null character", "nul (0x00)", "incorrect table name", "incorrect database name",
+             "incorrect column name", "invalid utf8", "identifier name", "too long", "syntax")  # fmt: skip
+MAX_DRIVER_TEXT = 300
+
+
+def driver_text(exc: BaseException) -> str:
+    """The driver's own first line, redacted and bounded; never SQLAlchemy's ``[SQL: ...]`` echo."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return redact(first.split(" [SQL: ")[0])[:MAX_DRIVER_TEXT]
+
+
+def database_error(exc: BaseException, what: str, *, quote_driver: bool = True, **details: Any) -> DmigError:
+    """A database's refusal of one of our statements as a specific error, without the statement.
+
+    ``what`` says what we were doing ("workload: reading the key range of users"). A name that does
+    not exist is E_NOT_FOUND, a name the server cannot take (NUL byte, too long, bad encoding) is
+    E_INVALID_INPUT, anything else E_DATABASE; the message carries the driver's first line only, or
+    nothing of it with ``quote_driver=False`` (where a server's text could carry data, as a probe's can).
+    """
+    first = driver_text(exc)
+    low = f"{type(getattr(exc, 'orig', None) or exc).__name__} {first}".lower()
+    if any(s in low for s in _MISSING):
+        cls: type[DmigError] = NotFound
+        why = "it does not exist"
+    elif any(s in low for s in _BAD_NAME):
+        cls, why = InvalidInput, "the server cannot take that name"
+    else:
+        cls, why = DatabaseError, "the server refused the statement"
+    return cls(f"{what}: {first if quote_driver else why}", **details)
+
+
 def validation_error(exc: ValidationError) -> ErrorInfo:
     """Field-by-field problems of a bad tool input; the rejected values are not echoed back."""
     problems = [

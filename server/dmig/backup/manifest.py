@@ -10,12 +10,22 @@ so anyone who can edit it could paste another backup's passing record into it. E
 sealed by verify_backup (``dmig.seal``, a key outside the project) over the manifest's content
 without its verification list plus the record itself; ``verified`` counts a record only if that
 seal holds, so a copied record, or a manifest edited after its verification, is not verified.
+
+A seal per record cannot tell a history that was cut short: deleting the newest (failed) record
+would make an older pass the newest again. So verify_backup also keeps, outside the project (the
+seal key's folder), the digest of the newest record it appended for each backup (its *head*);
+``verified`` needs the newest record in the file to be that one, so a removed, reordered or
+replaced record leaves the backup unverified until it is verified again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import secrets
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -143,10 +153,11 @@ class Manifest(_Model):
         """Verified: the newest verification passed and is sealed for exactly this manifest.
 
         A later failed one revokes an older pass; a record whose seal does not verify (copied from
-        another backup, or the manifest edited after it) counts as no verification at all.
+        another backup, or the manifest edited after it) counts as no verification at all, and so does
+        one that is not the newest record verify_backup appended (a later record was removed).
         """
         last = self.last_verification
-        return last is not None and last.passed and verification_sealed(self, last)
+        return last is not None and last.passed and verification_sealed(self, last) and is_head(self, last)
 
     def sealed_record(self, record: Verification) -> Verification:
         """``record`` with its seal over this manifest (verify_backup's last step before appending it)."""
@@ -176,6 +187,45 @@ def same_content(a: Manifest, b: Manifest) -> bool:
 def verification_sealed(manifest: Manifest, record: Verification) -> bool:
     """True when ``record`` was sealed by verify_backup for this manifest's current content."""
     return _seal.check(record.seal, VERIFICATION_PURPOSE, *_verification_parts(manifest, record))
+
+
+HEADS_DIR = "backup-verifications"
+
+
+def _head_path(manifest: Manifest) -> Path:
+    """Where the head of this backup's history lives: keyed by the backup's content, not its folder."""
+    body = hashlib.sha256(_verification_parts(manifest, _BLANK)[0].encode("utf-8")).hexdigest()
+    return _seal.data_dir() / HEADS_DIR / body[:40]
+
+
+def _record_digest(record: Verification) -> str:
+    return hashlib.sha256(_canonical(record.model_dump(mode="json")).encode("utf-8")).hexdigest()
+
+
+def is_head(manifest: Manifest, record: Verification) -> bool:
+    """True when ``record`` is the newest verification verify_backup appended to this backup."""
+    try:
+        stored = _head_path(manifest).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False  # no head (never verified here) or unreadable: fail closed
+    return secrets.compare_digest(stored, _record_digest(record))
+
+
+def record_head(manifest: Manifest, record: Verification) -> None:
+    """Make ``record`` this backup's head (verify_backup, right after appending it, under the manifest lock)."""
+    path = _head_path(manifest)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=_seal.DIR_MODE)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _seal.FILE_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(_record_digest(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def dump_manifest(manifest: Manifest) -> str:

@@ -67,6 +67,16 @@ def _pg_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def pg_dbname_arg(database: str) -> str:
+    """``--dbname=`` as a connection string naming exactly ``database``, never read as options.
+
+    pg_dump and pg_restore expand a ``-d`` value holding ``=`` (or a ``postgresql://`` prefix) into
+    connection options, so a database named ``host=/tmp/x dbname=y`` would send the restore to
+    another server. Inside a connection string a quoted ``dbname`` value is not expanded again.
+    """
+    return "--dbname=dbname='" + database.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _pg_pattern(schema: str, table: str) -> str:
     return f"{_pg_quote(schema)}.{_pg_quote(table)}"
 
@@ -88,14 +98,15 @@ def dump_pg(
     out = folder / PG_DIR
     # The whole schema's definitions (types, functions, sequences the tables need: -t alone would
     # leave an enum type behind), but data only for the chosen tables.
-    argv = [pg_dump, "-Fd", "-f", str(out), "--no-sync", "-n", _pg_quote(schema)]
+    database = url.database or "postgres"
+    argv = [pg_dump, "-Fd", f"--file={out}", "--no-sync", f"--schema={_pg_quote(schema)}", pg_dbname_arg(database)]
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
     chosen = set(tables)
     for other in sa.inspect(conn).get_table_names(schema=schema):
         if other not in chosen:
             argv.append(f"--exclude-table-data={_pg_pattern(schema, other)}")
-    clients.run(argv, env=clients.pg_env(url), what="pg_dump")
+    clients.run(argv, env=clients.pg_env(url, database), what="pg_dump")
     oids = _pg_oids(conn, tables, schema)
     files: dict[str, str] = {}
     for entry, oid in pg_toc_data_entries(out):
@@ -110,7 +121,7 @@ def dump_pg(
 
 def pg_toc_data_entries(dump_dir: Path) -> list[tuple[int, int]]:
     """(TOC entry id, table oid) of every TABLE DATA entry of a directory dump."""
-    proc = clients.run([clients.require(("pg_restore",)), "-l", str(dump_dir)], what="pg_restore -l")
+    proc = clients.run([clients.require(("pg_restore",)), "-l", "--", str(dump_dir)], what="pg_restore -l")
     out = []
     for line in proc.stdout.decode("utf-8", errors="replace").splitlines():
         m = _TOC_DATA.match(line)
@@ -137,7 +148,7 @@ def pg_restore_section(url: URL, dump_dir: Path, section: str, database: str) ->
     ``CREATE SCHEMA`` fails on a database where it exists already, as ``public`` always does.
     """
     tool = clients.require(("pg_restore",))
-    listing = clients.run([tool, "-l", str(dump_dir)], what="pg_restore -l").stdout.decode("utf-8", "replace")
+    listing = clients.run([tool, "-l", "--", str(dump_dir)], what="pg_restore -l").stdout.decode("utf-8", "replace")
     keep = [ln for ln in listing.splitlines() if not _TOC_SCHEMA.match(ln)]
     with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as lf:
         lf.write("\n".join(keep) + "\n")
@@ -148,10 +159,9 @@ def pg_restore_section(url: URL, dump_dir: Path, section: str, database: str) ->
         "--no-privileges",
         "--exit-on-error",
         f"--section={section}",
-        "-L",
-        list_file,
-        "-d",
-        database,
+        f"--use-list={list_file}",
+        pg_dbname_arg(database),
+        "--",
         str(dump_dir),
     ]
     try:
@@ -165,7 +175,7 @@ def pg_copy_table(conn: sa.Connection, dump_dir: Path, entry: int, table: str) -
     with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as lf:
         lf.write(f"{entry};\n")
         list_file = lf.name
-    argv = [clients.require(("pg_restore",)), "-L", list_file, "-f", "-", str(dump_dir)]
+    argv = [clients.require(("pg_restore",)), f"--use-list={list_file}", "--file=-", "--", str(dump_dir)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     rows = 0
     if not conn.in_transaction():

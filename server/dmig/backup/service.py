@@ -63,7 +63,7 @@ from dmig.backup.verify import verify_backup as _verify
 from dmig.context import RunContext
 from dmig.db import dialects
 from dmig.db.urls import dialect_of, display_url, parse_url
-from dmig.errors import ConfirmationRequired, Conflict, DmigError, InvalidInput, NotFound
+from dmig.errors import ConfirmationRequired, Conflict, DmigError, InvalidInput, NotFound, database_error
 
 ProgressFn = Callable[[float, float | None, str | None], None]
 INTERNAL_PREFIX = "dmig_"
@@ -257,11 +257,15 @@ def take_backup(
     started = time.monotonic()
     backup_id = new_backup_id()
     with connection(parsed) as conn:
-        version = dialects.server_version(conn)
-        resolved_schema = schema or dialects.current_schema(conn)
-        database = dialects.database_name(conn)
-        conn.commit()
-        chosen, internal = _choose_tables(conn, schema, tables)
+        try:
+            version = dialects.server_version(conn)
+            resolved_schema = schema or dialects.current_schema(conn)
+            database = dialects.database_name(conn)
+            conn.commit()
+            chosen, internal = _choose_tables(conn, schema, tables)
+        except sa.exc.SQLAlchemyError as exc:  # an unknown schema, a name the server cannot take, not a database
+            where = f"schema {schema}" if schema else display_url(parsed)
+            raise database_error(exc, f"backup: cannot list the tables of {where}") from None
         try:
             snapshot = begin_snapshot(conn)
             with staging(root, backup_id) as tmp:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from dmig import safeload
 from dmig.backup.manifest import Manifest, dump_manifest, manifest_sha256
 from dmig.context import RunContext
-from dmig.errors import Conflict, CorruptFile, InvalidInput, NotFound
+from dmig.errors import Conflict, CorruptFile, InvalidInput, NotFound, UnreadableFile
 from dmig.fsutil import atomic_write_text
 
 DEFAULT_ROOT = "docs/migrations/backups"
@@ -61,8 +61,15 @@ def root_dir(rc: RunContext, folder: str | None) -> Path:
     return rc.project_path(folder, default=DEFAULT_ROOT)
 
 
+def _not_a_folder(path: Path) -> UnreadableFile:
+    return UnreadableFile(f"{path.name} is a file, not a backups folder: give a folder", reason="not_a_folder")
+
+
 def ensure_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    except (FileExistsError, NotADirectoryError):  # the folder, or one above it, is a file
+        raise _not_a_folder(path) from None
     os.chmod(path, DIR_MODE)
 
 
@@ -161,6 +168,8 @@ def scan(root: Path) -> list[Entry]:
     """Every backup folder, newest first; an unreadable manifest is listed with its error, not hidden."""
     if not root.exists():
         return []
+    if not root.is_dir():
+        raise _not_a_folder(root)
     out = []
     for folder in sorted((p for p in root.iterdir() if p.is_dir() and _ID.match(p.name)), reverse=True):
         try:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL
 from dmig import policy
 from dmig.backup import crypto
 from dmig.backup.checksum import table_checksum
-from dmig.backup.manifest import Manifest, Verification, same_content
+from dmig.backup.manifest import Manifest, Verification, record_head, same_content
 from dmig.backup.restore import Target, effective_schema, restore
 from dmig.backup.scratch import scratch
 from dmig.backup.session import connection, db_error
@@ -138,6 +138,7 @@ def verify_backup(folder: Path, url: str | None = None, progress: ProgressFn | N
             record.problems.append("the manifest changed during verification: verify again")
         current.verifications.append(record)
         sha = write_manifest(folder, current)
+        record_head(current, record)
     return VerifyOutcome(current, sha, record)
 
 

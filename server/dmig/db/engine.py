@@ -89,7 +89,13 @@ def _create_sqlite(url: URL, acc: access.Access, *, must_exist: bool) -> Engine:
         if acc.sqlite_roots is not None or acc.read_only:
             path = acc.sqlite_path(str(path))
             url = url.set(database=str(path))  # open the very file that was checked
-        if must_exist and not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system, a component that is a file...
+            raise InvalidInput(
+                f"SQLite database path cannot be opened: {exc.strerror}", reason="sqlite_path_invalid"
+            ) from None
+        if must_exist and not exists:
             raise NotFound(f"SQLite database file {path} does not exist", path=str(path), reason="sqlite_file_missing")
         if acc.read_only:
             # Our own URI, never the user's: SQLite itself refuses writes ("attempt to write a readonly database").

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
 from dmig.db.dialects import is_timeout
-from dmig.errors import DmigError, InvalidInput, NotFound
+from dmig.errors import DmigError, InvalidInput, NotFound, database_error
 from dmig.monitor import guard
 from dmig.monitor.session import MonitorSession, describe_failure
 
@@ -199,7 +199,12 @@ def table_probes(session: MonitorSession, target: ProbeTarget) -> tuple[list[Pro
     """PK lookup and index range probes on ``target.table`` (notes say what could not be built)."""
     if not target.table:
         return [], ["no table given: only the round-trip probe (and user probes) run"]
-    return session.run(lambda conn: _table_probes(conn, target))
+    try:
+        return session.run(lambda conn: _table_probes(conn, target))
+    except sa.exc.SQLAlchemyError as exc:  # a name the server cannot take (NUL byte, too long, bad encoding)
+        raise database_error(
+            exc, f"table {target.table!r} cannot be probed", quote_driver=False, table=target.table
+        ) from None
 
 
 def _table_probes(conn: sa.Connection, target: ProbeTarget) -> tuple[list[Probe], list[str]]:

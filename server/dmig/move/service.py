@@ -32,7 +32,7 @@ from dmig import seal
 from dmig.context import RunContext
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
-from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput
+from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput, UnreadableFile
 from dmig.move import postload, primarykey
 from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
@@ -157,6 +157,8 @@ class _Copy:
         names = [e.name for e in entries]
         self.run_id = run_identity(self.src_url, self.tgt_url, self.req, names)
         self.reject_path = self.rc.project_path(self.req.reject_file, default=f"{REJECTS_DIR}/{self.run_id}.jsonl")
+        if self.reject_path.is_dir():  # refused before any row moves, not when the rejects are written
+            raise UnreadableFile("reject_file names a folder: give a file path", reason="not_a_file")
         self.store = Store(self.tgt, self.run_id, self.req.target_schema)
         self.store.ensure()
         if self.req.restart:

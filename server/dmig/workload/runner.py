@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from dmig.db.dialects import flavor_of
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, parse_url
-from dmig.errors import InvalidInput
+from dmig.errors import InvalidInput, database_error
 from dmig.workload.client import Client
 from dmig.workload.histogram import LatencyHistogram
 from dmig.workload.phase import PHASES, Phase, SchemaWatcher, read_state
@@ -172,15 +172,27 @@ class Workload:
         if self._threads:
             raise InvalidInput("workload: already started")
         self.engine = open_engine(self.url, pool_size=self.threads + 2)
-        with self.engine.connect() as conn:
-            self.session_sql = session_sql(flavor_of(conn), self.op_timeout_s)
-            self._prepare(conn)
+        try:
+            with self.engine.connect() as conn:
+                self.session_sql = session_sql(flavor_of(conn), self.op_timeout_s)
+                self._prepare(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            # A missing table or column, a name the server cannot take, a file that is not a database:
+            # the user's input, answered as such (never with the statement we built from it).
+            self.engine.dispose()
+            raise database_error(exc, f"workload: cannot read {self.shape.table}", table=self.shape.table) from None
         self.watcher = SchemaWatcher(self.engine, self.shape, self.watch_interval_s)
         if self.initial_phase != "auto":
             self.watcher.tell(self.initial_phase)  # type: ignore[arg-type]
         self._clients = [Client(self, i) for i in range(self.threads)]
-        for c in self._clients:  # connect before the clock starts: a connect is not a request
-            c.connection()
+        try:
+            for c in self._clients:  # connect before the clock starts: a connect is not a request
+                c.connection()
+        except sa.exc.SQLAlchemyError as exc:
+            for c in self._clients:
+                c.close()
+            self.engine.dispose()
+            raise database_error(exc, f"workload: cannot open a session on {self.shape.table}") from None
         self.t0 = time.perf_counter()
         self._deadline = self.t0 + self.duration_s if self.duration_s > 0 else float("inf")
         self.watcher.start(self.t0)
