@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml server/dmig/native/fastcopy.c
 demo: $(STAMP)
 	$(VENV)/bin/dmig demo $(DEMO_ARGS)
 
+# One pytest-xdist worker per core; TEST_WORKERS=0 runs in this process. Tests of one xdist_group share a worker.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server tests bench

@@ -58,9 +58,30 @@ def call(
     return anyio.run(run)
 
 
-def list_tools(project_dir: Path, *serve_args: str) -> list[Any]:
-    async def run() -> list[Any]:
-        async with Client(server_params(project_dir, *serve_args)) as client:
-            return (await client.list_tools()).tools
+def _project_files(project_dir: Path) -> tuple[tuple[str, bytes], ...]:
+    root = Path(project_dir)
+    return tuple(
+        (str(p.relative_to(root)), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    )
 
-    return anyio.run(run)
+
+_listings: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def list_tools(project_dir: Path, *serve_args: str) -> list[Any]:
+    """The tools a real ``dmig serve`` lists. The list depends only on the server's arguments (read-only or
+    not), its environment and the project's files, so a listing is reused, in this test process, for the same
+    arguments, environment and project content: a fresh scratch project costs no second server start (~3 s)."""
+    params = server_params(project_dir, *serve_args)
+    env = {k: v for k, v in (params.env or {}).items() if k not in ("DMIG_PROJECT_DIR", "DMIG_ALLOWED_DIRS")}
+    key = (tuple(serve_args), tuple(sorted(env.items())), _project_files(project_dir))
+    if key not in _listings:
+
+        async def run() -> list[Any]:
+            async with Client(params) as client:
+                return (await client.list_tools()).tools
+
+        _listings[key] = anyio.run(run)
+    return list(_listings[key])

@@ -23,10 +23,17 @@ def _step(sql: list[str]) -> Step:
 
 
 def _waiting(url: str, probe: str) -> bool:
+    """A session of this test's database waits for a lock (other tests' databases may be busy meanwhile)."""
     if url.startswith("postgresql"):
-        sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :p"
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :p"
+            " AND datname = current_database()"
+        )
     else:
-        sql = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE :p"
+        sql = (
+            "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE :p"
+            " AND trx_mysql_thread_id IN (SELECT id FROM information_schema.processlist WHERE db = DATABASE())"
+        )
     return bool(query(url, sql, {"p": f"%{probe}%"})[0][0])
 
 

@@ -332,12 +332,14 @@ def test_launcher_explains_a_missing_python(tmp_path: Path) -> None:
 # --- slow: the wheel and the first-run install -----------------------------------------------------
 
 
+# Both tests share one built wheel: under pytest-xdist they run on one worker, so it is built once.
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("wheel")
 def test_first_start_installs_once_even_when_killed_and_raced(wheel: Path, tmp_path: Path) -> None:
     """Claude Code kills a server that is slow to answer: the install must carry on and serve the next starts."""
     venv = tmp_path / "data" / "venv"
@@ -366,6 +368,7 @@ def test_first_start_installs_once_even_when_killed_and_raced(wheel: Path, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("wheel")
 def test_installed_wheel_serves_with_its_assets(wheel: Path, tmp_path: Path, project: Path) -> None:
     venv = tmp_path / "v"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -68,11 +68,16 @@ def test_update_rules_both_shapes(db_url: str) -> None:
 
 
 def _waiting(url: str, probe: str) -> bool:
+    """A session of this test's database waits for a lock (other tests' databases may be busy meanwhile)."""
     if dialect(url) == "postgresql":
-        sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :p"
+        sql = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :p"
+            " AND datname = current_database()"
+        )
     else:
         sql = (
             "SELECT count(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for%lock%' AND info LIKE :p"
+            " AND db = DATABASE()"
         )
     return bool(query(url, sql, {"p": f"%{probe}%"})[0][0])
 
