@@ -137,7 +137,7 @@ class BoundedLines:
             self._buf += chunk
 
     async def _skip_oversized(self) -> None:
-        """Answer the oversized line and drop it through its newline, never holding more than a chunk of it.
+        """Answer the oversized line and drop it through its newline, chunk by chunk (the buffer never grows).
 
         When the id leads the line the answer goes at once (a sender without a newline may be waiting for it);
         else it goes when the line ends, with the id if it closes the line (the TypeScript SDK writes it last).
