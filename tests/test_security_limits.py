@@ -28,6 +28,7 @@ import mcp_types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from pydantic import TypeAdapter, ValidationError
 
 from dmig import bounds, fields
 from dmig.harness import bus
@@ -57,8 +58,8 @@ def unbounded(
 ) -> list[str]:
     """Every place under ``schema`` that accepts a value of unbounded size."""
     schema, seen = _resolve(schema, defs, seen)
-    if schema is None:
-        return []
+    if schema is None or (schema.get(fields.BOUNDED_JSON) and "type" not in schema):
+        return []  # free JSON: bounded by the recursive validator; targets() generates its over-limit values
     out: list[str] = []
     for key in ("anyOf", "oneOf", "allOf"):
         for branch in schema.get(key, []):
@@ -94,6 +95,40 @@ def _schema(spec: ToolSpec) -> tuple[dict[str, Any], dict[str, Any]]:
 def test_every_input_of_every_tool_is_bounded(spec: ToolSpec) -> None:
     schema, defs = _schema(spec)
     assert unbounded(schema, defs) == []
+
+
+def _ref_cycle(node: Any, defs: dict[str, Any], path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The first chain of $defs that leads back to itself, if any."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name in path:
+                return (*path, name)
+            found = _ref_cycle(defs.get(name, {}), defs, (*path, name))
+            if found:
+                return found
+        return next((c for v in node.values() if (c := _ref_cycle(v, defs, path))), None)
+    if isinstance(node, list):
+        return next((c for v in node if (c := _ref_cycle(v, defs, path))), None)
+    return None
+
+
+@pytest.mark.parametrize("spec", TOOLS, ids=lambda s: s.name)
+def test_published_schemas_hold_no_ref_cycle(spec: ToolSpec) -> None:
+    """Claude Code's MCP client has failed to list a server's tools over a recursive $ref (claude-code#77106)."""
+    schema, defs = _schema(spec)
+    assert _ref_cycle(schema, defs) is None
+
+
+def test_free_json_stays_bounded_at_depth() -> None:
+    """The recursive validator behind the flat published hint refuses oversize at any depth."""
+    adapter = TypeAdapter(fields.JsonObject)
+    ok = {"a": [{"b": ["x" * 100, 1, 2.5, None, True]}]}
+    assert adapter.validate_python(ok) == ok
+    for where, _n, make in json_targets(""):
+        with pytest.raises(ValidationError):
+            adapter.validate_python({"k": make(FILLS["ascii"])}), where
 
 
 def test_the_guard_finds_what_it_guards_against() -> None:
@@ -206,6 +241,9 @@ def targets(schema: dict[str, Any], defs: dict[str, Any], where: str = "", seen:
     schema, seen = _resolve(schema, defs, seen)
     if schema is None:
         return
+    if schema.get(fields.BOUNDED_JSON) and "type" not in schema:
+        yield from json_targets(where)
+        return
     for key in ("anyOf", "oneOf"):
         for branch in schema.get(key, []):
             yield from targets(branch, defs, where, seen)
@@ -237,6 +275,27 @@ def targets(schema: dict[str, Any], defs: dict[str, Any], where: str = "", seen:
                 yield where + "{key}", key_max, functools.partial(_long_key, _minimal(extra, defs, seen), key_max + 1)
             for w, n, make in targets(extra, defs, where + "{}", seen):
                 yield w, n, functools.partial(_in_dict, make)
+
+
+def _nested(depth: int, make: Make, fill: Callable[[int], str]) -> Any:
+    """make(fill) buried ``depth`` levels down, alternating lists and objects."""
+    value = make(fill)
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def json_targets(where: str) -> Iterator:
+    """Over-limit values for a free JSON field (the published schema is a flat hint, the validator recursive)."""
+    kinds = [
+        ("str", fields.SQL_MAX, functools.partial(_string, fields.SQL_MAX + 1)),
+        ("list", fields.ITEMS_MAX, functools.partial(_many, 0, fields.ITEMS_MAX + 1)),
+        ("object", fields.KEYS_MAX, functools.partial(_keys, 0, fields.KEYS_MAX + 1)),
+        ("key", fields.NAME_MAX, functools.partial(_long_key, 0, fields.NAME_MAX + 1)),
+    ]
+    for depth in (0, 5):
+        for kind, n, make in kinds:
+            yield f"{where}<json {kind} at depth {depth}>", n, functools.partial(_nested, depth, make)
 
 
 FILLS: dict[str, Callable[[int], str]] = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, TypeVar
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 from typing_extensions import TypeAliasType
 
 T = TypeVar("T")
@@ -67,8 +67,34 @@ Scalar = ValueText | int | float | bool | None
 
 # Free-form JSON (inline specs and rules, thresholds, expression trees, filter values): every string,
 # list and object in it bounded, at any depth; dmig.bounds caps the depth (32) and the total size.
-JsonData = TypeAliasType(
-    "JsonData",
-    "JsonText | int | float | bool | Annotated[list[JsonData], Field(max_length=ITEMS_MAX)] | JsonObject | None",
+# The validators are recursive; the schema clients see is not: Claude Code's MCP client has failed to
+# list a server's tools whose schema holds a $ref cycle (anthropics/claude-code#77106, #76881), so the
+# published schema is one flat hint carrying the marker below, and tests/test_security_limits.py
+# generates over-limit JSON at depth for every field that carries it.
+BOUNDED_JSON = "x-dmig-bounded-json"
+_JSON_HINT = {
+    "description": (
+        f"Any JSON value, bounded by the server at every depth: strings up to {SQL_MAX:,} characters, "
+        f"lists up to {ITEMS_MAX:,} items, objects up to {KEYS_MAX:,} keys of up to {NAME_MAX} characters, "
+        "nesting up to 32."
+    ),
+    BOUNDED_JSON: True,
+}
+JsonTree = TypeAliasType(
+    "JsonTree",
+    "JsonText | int | float | bool | Annotated[list[JsonTree], Field(max_length=ITEMS_MAX)] | JsonObjectTree | None",
 )
-JsonObject = TypeAliasType("JsonObject", Annotated[dict[Identifier, JsonData], Field(max_length=KEYS_MAX)])
+JsonObjectTree = TypeAliasType("JsonObjectTree", Annotated[dict[Identifier, JsonTree], Field(max_length=KEYS_MAX)])
+JsonData = Annotated[JsonTree, WithJsonSchema(_JSON_HINT)]
+JsonObject = Annotated[
+    JsonObjectTree,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": KEYS_MAX,
+            "propertyNames": {"maxLength": NAME_MAX},
+            "additionalProperties": _JSON_HINT,
+            BOUNDED_JSON: True,
+        }
+    ),
+]
