@@ -11,13 +11,20 @@ each answer is a result or a structured error, and that the server is alive afte
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mcp_client import call
+from mcp_client import call as _call
+
+
+def call(project: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One real server over stdio (PYTHONPATH passed on, so the same tests can be run against older code)."""
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else None
+    return _call(project, calls, env=env)
 
 
 def _chain(sep: str, item: str, n: int) -> str:
