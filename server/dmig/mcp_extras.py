@@ -239,7 +239,14 @@ def read_project_file(project_dir: Path, relative: Path) -> str:
             f"{relative.as_posix()} is {size:,} bytes, more than the {MAX_RESOURCE_BYTES:,} served as a resource: "
             "read it from the project folder instead"
         )
-    return redact(path.read_text(encoding="utf-8", errors="replace"))
+    from dmig import safeload
+    from dmig.errors import DmigError
+
+    try:  # the checks above can race with a swap for a FIFO or a growing file: the read itself is bounded too
+        raw = safeload.read_bytes(path, safeload.Kind("resource", MAX_RESOURCE_BYTES, "served as a resource"))
+    except (OSError, DmigError) as exc:
+        raise _refuse(f"{relative.as_posix()} cannot be served: {getattr(exc, 'message', None) or exc}") from None
+    return redact(raw.decode("utf-8", errors="replace"))
 
 
 def _mime(filename: str) -> str:

@@ -83,7 +83,7 @@ _KIND_LIST = (
     Kind("jsonl", 256 * MIB, "a monitoring timeline: one line per sample over a long migration"),
     Kind("bus_tail", 8 * MIB, "how far back bus tail reads: many complete lines, not a runaway file"),
     Kind("text", 4 * MIB, "small project text files read to detect things (a Makefile)"),
-    Kind("seal_key", 64, "the seal key is exactly 32 bytes"),
+    Kind("pid_file", 4 * KIB, "a server's pid file (its path comes from the server: @@pid_file) holds one number"),
 )
 KINDS: dict[str, Kind] = {k.name: k for k in _KIND_LIST}
 

@@ -8,11 +8,12 @@ regression introduced between sessions is reported at the start of the next one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dmig import fsutil
+from dmig import fsutil, safeload
 from dmig.context import RunContext
 from dmig.errors import DmigError
 from dmig.harness import approval, context_digest, environment, gitinfo, jsonio, session, status, verify
@@ -132,6 +133,14 @@ def _init_session(files: ProjectFiles, actor: str, out: InitResult) -> None:
         out.updated.append(label)
 
 
+def _read_or_empty(path: Path) -> str:
+    """A small project text file, or "" when it is huge, special (a FIFO) or unreadable."""
+    try:
+        return safeload.read_text(path, "text", errors="replace")
+    except (OSError, DmigError):
+        return ""
+
+
 def _gitignore_locks(files: ProjectFiles, out: InitResult) -> None:
     """Lock files are transient; a .gitignore beside them keeps them out of commits (never edited if present)."""
     for folder in {files.status.parent, files.environment.parent}:
@@ -139,7 +148,7 @@ def _gitignore_locks(files: ProjectFiles, out: InitResult) -> None:
         if not path.exists():
             text = f"# transient inter-process locks of the AgileFlow harness\n{GITIGNORE_LINE}\n"
             _create_if_missing(path, text, files, out)
-        elif GITIGNORE_LINE not in path.read_text(encoding="utf-8", errors="replace").split():
+        elif GITIGNORE_LINE not in _read_or_empty(path).split():
             out.notes.append(f"{files.relative(path)} does not ignore {GITIGNORE_LINE}; lock files may show in git")
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from dmig import safeload
 from dmig.db.dialects import Flavor
+from dmig.errors import DmigError
 
 PROC = Path("/proc")
 START_TOLERANCE_S = 3.0
@@ -124,8 +126,9 @@ def _locate_mysql(conn: sa.Connection) -> LocalServer | None:
     pid_file = conn.exec_driver_sql("SELECT @@pid_file").scalar_one()
     uptime = conn.exec_driver_sql("SHOW GLOBAL STATUS LIKE 'Uptime'").one()[1]
     try:
-        pid = int(Path(str(pid_file)).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        # The path comes from the server: a FIFO or /dev/zero there must not hang or exhaust us.
+        pid = int(safeload.read_text(str(pid_file), "pid_file").split()[0])
+    except (OSError, ValueError, IndexError, DmigError):
         return None
     if not _matches(pid, time.time() - float(uptime or 0)):
         return None
