@@ -209,7 +209,28 @@ def build_corpus() -> list[Case]:
                 xfail = (reads_files and key in FILE_READ_XFAIL) or (spec.name, name, key) in SEC_FILES_XFAIL
                 cases.append(Case(spec.name, name, key, args, xfail))
         cases += _server_cases(spec.name, schema, base)
-    return cases
+    return cases + _nested_cases()
+
+
+def _nested_cases() -> list[Case]:
+    """Identifiers inside structured inputs: validate's checks, diff's row filters (each database)."""
+    out = []
+    for server, url in (("", "{good}"), ("pg", "{pg_good}"), ("mysql", "{mysql_good}")):
+        for key, name in IDENTS.items():
+            name = name[:128]  # validate's identifiers are bounded by the model: keep them valid in length
+            for where, check in (
+                ("check_table", {"type": "row_count", "table": name}),
+                ("check_column", {"type": "not_null", "table": "users", "columns": [name]}),
+                ("check_filter", {"type": "not_null", "table": "users", "columns": ["id"],
+                                  "where": [{"column": name, "op": "=", "value": name}]}),
+                ("check_unique", {"type": "unique", "table": "users", "columns": [name]}),
+            ):  # fmt: skip
+                spec = {"source": url, "target": url, "checks": [check]}
+                out.append(Case("validate", where, key, {"spec": spec}, server=server))
+            diff = {"source_url": url, "target_url": url, "table": "users",
+                    "where": [{"column": name, "op": ">=", "value": name}]}  # fmt: skip
+            out.append(Case("diff", "where_column", key, diff, server=server))
+    return out
 
 
 SERVER_IDENTS = ("unknown", "dquote", "backtick", "nul", "unicode", "ansi", "long", "very_long", "empty", "system")
