@@ -306,9 +306,11 @@ def _scratch_db(admin_url: str, dialect: str) -> str:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"' if dialect == "pg" else f"CREATE DATABASE `{name}`")
     eng.dispose()
     url = sa.make_url(admin_url).set(database=name)
-    with sa.create_engine(url).begin() as conn:
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, user_name VARCHAR(80))")
         conn.exec_driver_sql("INSERT INTO users VALUES (1, 'ada lovelace')")
+    eng.dispose()  # no pooled connection left open for the whole sweep (the drop needs none, servers are shared)
     return url.render_as_string(hide_password=False)
 
 
