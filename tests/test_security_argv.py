@@ -10,7 +10,7 @@ paths the names point to, nor in the working folder, and the data restored must 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -185,3 +185,63 @@ def test_copy_hostile_table_name(
         assert exc.code not in ("E_INTERNAL", "E_DMIG"), exc.info()
     _no_stray_files(outside, *workdir)
 
+
+
+def _encoded(text: str) -> str:
+    return "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in text)
+
+
+OPTION_FILE_LINES = {
+    "newline_result_file": "x\nresult-file={out}/opt\n#",
+    "crlf_result_file": "x\r\nresult-file={out}/crlf\r\n#",
+    "quote_then_newline": 'x"\nresult-file={out}/quote\n#',
+    "backslash_newline": "x\\\nresult-file={out}/bs\n#",
+    "group_header": "x\n[mariadb-dump]\nresult-file={out}/group\n#",
+}
+
+
+@pytest.fixture
+def mariadb_user(mysql_url: str) -> Iterator[Callable[[str, str], None]]:
+    """Create accounts with awkward names and passwords on the test database (dropped afterwards)."""
+    made: list[tuple[str, str]] = []
+    admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    db = sa.make_url(mysql_url).database
+
+    def make(user: str, password: str) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text("CREATE USER :u@'%' IDENTIFIED BY :p"), {"u": user, "p": password})
+            conn.execute(sa.text(f"GRANT ALL ON `{db}`.* TO :u@'%'"), {"u": user})
+        made.append((user, "%"))
+
+    yield make
+    with admin.connect() as conn:
+        for user, host in made:
+            conn.execute(sa.text("DROP USER IF EXISTS :u@:h"), {"u": user, "h": host})
+    admin.dispose()
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("part", ["password", "username"])
+@pytest.mark.parametrize("key", sorted(OPTION_FILE_LINES))
+def test_mariadb_option_file_lines(
+    project: Path, mysql_url: str, mariadb_user, outside: Path, workdir, key: str, part: str
+) -> None:
+    """A URL's user or password with line breaks must not add lines to the tools' private option file.
+
+    The account exists (as it would on a server the attacker runs), so our own connection succeeds and
+    mariadb-dump is started with the option file: an injected line (result-file, plugin-dir...) would
+    act there. The backup must work with the account as it is, or fail with a structured error.
+    """
+    _make_table(mysql_url, "t")
+    value = OPTION_FILE_LINES[key].format(out=outside)
+    user, password = (f"u{uuid.uuid4().hex[:6]}{value}"[:80], "pw") if part == "username" else (
+        f"u{uuid.uuid4().hex[:6]}", value)  # fmt: skip
+    mariadb_user(user, password)
+    parsed = sa.make_url(mysql_url)
+    url = f"mysql://{_encoded(user)}:{_encoded(password)}@{parsed.host}:{parsed.port or 3306}/{parsed.database}"
+    try:
+        bid = take(project, url, tables=["t"], fmt="native").manifest.backup_id
+        assert verify(project, bid).passed
+    except DmigError as err:
+        assert err.code not in ("E_INTERNAL", "E_DMIG"), err.info()
+    _no_stray_files(outside, *workdir)

@@ -209,7 +209,28 @@ def build_corpus() -> list[Case]:
                 xfail = (reads_files and key in FILE_READ_XFAIL) or (spec.name, name, key) in SEC_FILES_XFAIL
                 cases.append(Case(spec.name, name, key, args, xfail))
         cases += _server_cases(spec.name, schema, base)
-    return cases
+    return cases + _nested_cases()
+
+
+def _nested_cases() -> list[Case]:
+    """Identifiers inside structured inputs: validate's checks, diff's row filters (each database)."""
+    out = []
+    for server, url in (("", "{good}"), ("pg", "{pg_good}"), ("mysql", "{mysql_good}")):
+        for key, name in IDENTS.items():
+            name = name[:128]  # validate's identifiers are bounded by the model: keep them valid in length
+            for where, check in (
+                ("check_table", {"type": "row_count", "table": name}),
+                ("check_column", {"type": "not_null", "table": "users", "columns": [name]}),
+                ("check_filter", {"type": "not_null", "table": "users", "columns": ["id"],
+                                  "where": [{"column": name, "op": "=", "value": name}]}),
+                ("check_unique", {"type": "unique", "table": "users", "columns": [name]}),
+            ):  # fmt: skip
+                spec = {"source": url, "target": url, "checks": [check]}
+                out.append(Case("validate", where, key, {"spec": spec}, server=server))
+            diff = {"source_url": url, "target_url": url, "table": "users",
+                    "where": [{"column": name, "op": ">=", "value": name}]}  # fmt: skip
+            out.append(Case("diff", "where_column", key, diff, server=server))
+    return out
 
 
 SERVER_IDENTS = ("unknown", "dquote", "backtick", "nul", "unicode", "ansi", "long", "very_long", "empty", "system")
@@ -285,9 +306,11 @@ def _scratch_db(admin_url: str, dialect: str) -> str:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"' if dialect == "pg" else f"CREATE DATABASE `{name}`")
     eng.dispose()
     url = sa.make_url(admin_url).set(database=name)
-    with sa.create_engine(url).begin() as conn:
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, user_name VARCHAR(80))")
         conn.exec_driver_sql("INSERT INTO users VALUES (1, 'ada lovelace')")
+    eng.dispose()  # no pooled connection left open for the whole sweep (the drop needs none, servers are shared)
     return url.render_as_string(hide_password=False)
 
 

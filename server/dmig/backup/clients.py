@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import URL
 
-from dmig.errors import DatabaseError, NotFound
+from dmig.errors import DatabaseError, InvalidInput, NotFound
 from dmig.redact import redact
 
 PG_TOOLS = ("pg_dump", "pg_restore", "psql")
@@ -92,7 +92,7 @@ def mariadb_options(url: URL, database: str | None = None) -> Iterator[str]:
     """A private option file for the mariadb tools (the first argument they must be given)."""
     folder = tempfile.mkdtemp(prefix="dmig-my-")
     path = Path(folder) / "client.cnf"
-    lines = ["[client]", f"host={url.host or '127.0.0.1'}", f"port={url.port or 3306}", "protocol=TCP"]
+    lines = ["[client]", f"host={_opt(url.host or '127.0.0.1')}", f"port={int(url.port or 3306)}", "protocol=TCP"]
     if url.username:
         lines.append(f"user={_opt(url.username)}")
     if url.password:
@@ -107,9 +107,19 @@ def mariadb_options(url: URL, database: str | None = None) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_OPT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
+
+
 def _opt(value: str) -> str:
-    """Option-file value quoting: double quotes with backslash escapes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Option-file value quoting: double quotes, with the escapes the MariaDB option parser knows.
+
+    A line break must never reach the file as one: a URL password (or user) of ``x<LF>result-file=/p``
+    would otherwise add an option line of its own to the tools' [client] group (result-file,
+    plugin-dir, init-command...), which mariadb-dump obeys once our own connection has succeeded.
+    """
+    if "\x00" in value:
+        raise InvalidInput("a user name or password holding a NUL character cannot be given to the mariadb tools")
+    return '"' + "".join(_OPT_ESCAPES.get(c, c) for c in value) + '"'
 
 
 def run(
