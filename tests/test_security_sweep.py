@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from mcp import Client
 from mcp.client.stdio import stdio_client
 
-from conftest import MYSQL_ADMIN_URL, PG_ADMIN_URL, _unreachable
+from conftest import IN_CI, MYSQL_ADMIN_URL, PG_ADMIN_URL, _unreachable
 from dmig.registry import tools_for
 from mcp_client import result_payload, server_params
 
@@ -337,7 +337,9 @@ def make_env(tmp: Path) -> Env:
     _users_db(tmp / "good.db")
     env.values.update(tmp=str(tmp), good=f"sqlite:///{tmp / 'good.db'}")
     for server, admin, dialect in (("pg", PG_ADMIN_URL, "pg"), ("mysql", MYSQL_ADMIN_URL, "my")):
-        if _unreachable(server, admin):
+        if reason := _unreachable("postgresql" if server == "pg" else "mariadb", admin):
+            if IN_CI:
+                pytest.fail(f"{reason} (CI=true: the sweep must reach every database)")
             env.values[f"{server}_dropped"] = env.values[f"{server}_good"] = f"sqlite:///{tmp}/missing.db"
             continue
         for key in (f"{server}_dropped", f"{server}_good"):
