@@ -26,7 +26,9 @@ isolation instead:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
+import resource
 import signal
 import time
 import warnings
@@ -105,10 +107,7 @@ def probe(texts: list[str]) -> None:
 
 def _child(texts: list[str]) -> None:  # pragma: no cover - runs in the forked child
     code = 0
-    try:
-        import faulthandler
-        import resource
-
+    try:  # nothing is imported here: another thread may have held the import lock when we forked
         faulthandler.disable()  # a crash here must not print a Python traceback on the server's stderr
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
