@@ -8,9 +8,6 @@ database, an unreachable port, a corrupt/empty SQLite file or a folder; missing,
 malformed ids and paths). For each answer: a success, or an error whose code is specific (never
 E_INTERNAL or the generic E_DMIG, always parseable JSON); no SQL text of ours beyond a short
 bounded form; the server's stderr holds no Python traceback; the server answers afterwards.
-
-Cases whose input reaches a file read with a NUL byte or an over-long path belong to the file
-hardening work (sec-files) and are xfail(strict=False) here until it lands.
 """
 
 from __future__ import annotations
@@ -126,12 +123,7 @@ REQUIRED_DEFAULTS: dict[str, Any] = {
     "story_id": "US-0001", "status": "ready", "type": "status", "text": "hello", "insight": "a learning",
     "message": "a baseline", "run_id": "sweep",
 }  # fmt: skip
-# The file reading code (fsutil, plan/store, spec/models, validate/load, policy, thresholds, expertise)
-# is sec-files' to harden against NUL bytes and over-long names.
-FILE_READ_XFAIL = {"nul", "very_long"}
 FILE_READING_FIELDS = PATH_FIELDS | {"plan"}
-# Other answers of that file reading code (a spec that is a folder: spec/models.py).
-SEC_FILES_XFAIL = {("plan_migration", "spec", "directory")}
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,6 @@ class Case:
     field: str
     kind: str
     args: dict[str, Any]
-    xfail: bool = False
 
     server: str = ""
 
@@ -159,24 +150,24 @@ def _field_type(prop: dict[str, Any]) -> str:
     return ""
 
 
-def _values_for(name: str) -> tuple[dict[str, str], bool]:
-    """(the hostile values of this field's kind, whether it is a file-reading field)."""
+def _values_for(name: str) -> dict[str, str]:
+    """The hostile values of this field's kind."""
     if name in URL_FIELDS:
-        return URLS, False
+        return URLS
     if name in FILE_READING_FIELDS:
         values = {**PATHS, "missing_id": IDS["missing"], "other_project": IDS["other_project"]}
         if name == "folder":  # backup creates a missing folder: keep it off the file names other cases use
             keep = ("directory", "corrupt", "empty", "outside_abs")
             values = {k: v if k in keep else v + ".d" for k, v in values.items()}
-        return values, True
+        return values
     if name in ID_FIELDS:
-        return IDS, False
+        return IDS
     if name in ("sql", "probes", "text", "insight", "message", "reason", "override_reason", "type", "to",
                 "from_agent", "status", "separator", "server_version", "dialect", "conventions", "remove_patterns",
                 "remove_conventions", "waive_backup", "encrypt_key_env", "until", "mode", "format", "phase",
                 "project_type", "verification_policy", "environment"):  # fmt: skip
-        return TEXTS, False
-    return IDENTS, False
+        return TEXTS
+    return IDENTS
 
 
 def _base(tool: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -203,11 +194,8 @@ def build_corpus() -> list[Case]:
             kind = _field_type(prop)
             if not kind or name in SKIP_FIELDS:
                 continue
-            values, reads_files = _values_for(name)
-            for key, value in values.items():
-                args = {**base, name: [value] if kind == "list" else value}
-                xfail = (reads_files and key in FILE_READ_XFAIL) or (spec.name, name, key) in SEC_FILES_XFAIL
-                cases.append(Case(spec.name, name, key, args, xfail))
+            for key, value in _values_for(name).items():
+                cases.append(Case(spec.name, name, key, {**base, name: [value] if kind == "list" else value}))
         cases += _server_cases(spec.name, schema, base)
     return cases + _nested_cases()
 
@@ -451,8 +439,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
 
 
 def _param(case: Case) -> Any:
-    marks = [pytest.mark.xfail(strict=False, reason="sec-files")] if case.xfail else []
-    return pytest.param(case, id=case.id, marks=marks)
+    return pytest.param(case, id=case.id)
 
 
 @pytest.mark.slow
