@@ -237,7 +237,7 @@ def _server_cases(tool: str, schema: dict[str, Any], base: dict[str, Any]) -> li
             moved["target_url"] = moved["source_url"]
         for name, prop in props.items():
             kind = _field_type(prop)
-            if not kind or name in SKIP_FIELDS or _values_for(name)[0] is not IDENTS:
+            if not kind or name in SKIP_FIELDS or _values_for(name) is not IDENTS:
                 continue
             for key in SERVER_IDENTS:
                 value = IDENTS[key]
