@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from copy_helpers import engine, mcp_copy_with_progress
 from mcp_client import dmig_executable
+from test_copy_native import _committed
 
 
 def _fill(url: str, rows: int) -> None:
@@ -100,7 +101,16 @@ def test_a_killed_worker_fails_its_partition_and_a_rerun_completes(pg_url: str, 
     while not (kids := _descendants(proc.pid)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert kids, "no worker process was started"
-    time.sleep(0.5)  # it has its first partition (37 500 rows, 75 batches) and is still importing or copying it
+    # The worker is started before planning and may still be idle (then its death costs nothing and the
+    # copy succeeds): wait until rows are committed. The coordinator hands the worker its partition before
+    # it takes one itself, so from then on the worker holds one of the 15 partitions.
+    e, deadline = engine(pg_url2), time.monotonic() + 120
+    try:
+        with e.connect() as conn:
+            while proc.poll() is None and not _committed(conn) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        e.dispose()
     assert proc.poll() is None, "the copy ended before the worker could be killed"
     os.kill(kids[0], signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=300)
