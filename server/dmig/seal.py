@@ -111,6 +111,11 @@ def _mac(key: bytes, purpose: str, parts: tuple[str, ...]) -> str:
     return mac.hexdigest()
 
 
+def project_identity(project_dir: str | os.PathLike[str]) -> str:
+    """The project a seal is bound to: its real path, so two spellings (or a symlink) are one project."""
+    return os.path.realpath(os.fspath(project_dir))
+
+
 def sign(purpose: str, *parts: str) -> str:
     """The seal of ``parts`` for ``purpose`` (hex HMAC-SHA256); creates the key on first use."""
     key = _key(create=True)

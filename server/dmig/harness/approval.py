@@ -69,8 +69,8 @@ class ApprovalResult(BaseModel):
 
 
 def project_identity(project_dir: str | os.PathLike[str]) -> str:
-    """The project an approval is for: its real path, so two spellings (or a symlink) are one project."""
-    return os.path.realpath(os.fspath(project_dir))
+    """The project an approval is for (``seal.project_identity``: one meaning of "this project")."""
+    return seal.project_identity(project_dir)
 
 
 def command_digest(command: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -163,6 +164,11 @@ class Plan(_Data):
         default="",
         description="HMAC-SHA256 of the canonical plan under the user's dmig key (made by plan_migration only).",
     )
+    project_seal: str = Field(
+        default="",
+        description="HMAC-SHA256 binding this checksum to the project the plan was saved in (a plan copied from "
+        "another project is refused).",
+    )
 
     def phase_steps(self, phase: str) -> list[PlanStep]:
         return [s for s in self.steps if s.phase == phase]
@@ -179,8 +185,8 @@ UNSEALED = (
 
 
 def canonical_json(plan: Plan) -> str:
-    """The bytes checksum and seal cover: sorted keys, no whitespace, without the checksum and seal fields."""
-    data = plan.model_dump(mode="json", by_alias=True, exclude={"checksum", "seal"})
+    """The bytes checksum and seal cover: sorted keys, no whitespace, without the checksum and the two seal fields."""
+    data = plan.model_dump(mode="json", by_alias=True, exclude={"checksum", "seal", "project_seal"})
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -193,6 +199,26 @@ def sealed(plan: Plan) -> Plan:
     body = canonical_json(plan)
     checksum = hashlib.sha256(body.encode("utf-8")).hexdigest()
     return plan.model_copy(update={"checksum": checksum, "seal": _seal.sign(SEAL_PURPOSE, checksum, body)})
+
+
+PROJECT_PURPOSE = "plan-project"
+OTHER_PROJECT = (
+    "plan {id} was not saved in this project (copied from another one, or saved before plans were bound to "
+    "their project): run plan_migration here and review the new plan"
+)
+
+
+def bound_to(plan: Plan, project_dir: Path) -> Plan:
+    """The plan bound to the project it is saved in (save_plan's step: the seal alone travels with a copy)."""
+    identity = _seal.project_identity(project_dir)
+    return plan.model_copy(update={"project_seal": _seal.sign(PROJECT_PURPOSE, plan.checksum, identity)})
+
+
+def verify_project(plan: Plan, project_dir: Path) -> None:
+    """Refuse a plan folder copied in from another project: the user reviewed it for that project's database."""
+    identity = _seal.project_identity(project_dir)
+    if not _seal.check(plan.project_seal, PROJECT_PURPOSE, plan.checksum, identity):
+        raise CorruptFile(OTHER_PROJECT.format(id=plan.id), reason="other_project", migration_id=plan.id)
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

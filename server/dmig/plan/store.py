@@ -17,7 +17,7 @@ from dmig import safeload
 from dmig.context import RunContext
 from dmig.errors import CorruptFile, NotFound
 from dmig.fsutil import atomic_write_text, locked
-from dmig.plan.model import Plan, plan_document, verify_plan
+from dmig.plan.model import Plan, bound_to, plan_document, verify_plan, verify_project
 from dmig.plan.runbook import runbook_markdown
 from dmig.seal import ensure_outside
 
@@ -44,6 +44,7 @@ def save_plan(rc: RunContext, plan: Plan) -> tuple[Path, Path]:
     ensure_outside(rc.project_dir)
     path = plan_path(rc, plan.id)
     runbook = path.with_name(RUNBOOK_FILE)
+    plan = bound_to(plan, rc.project_dir)
     text = plan_yaml(plan)
     book = runbook_markdown(plan)
     with locked(path):
@@ -66,8 +67,12 @@ def resolve_plan(rc: RunContext, value: str) -> Path:
     raise NotFound(f"no plan at {value} (give a plan.yaml path, its folder, or a migration id)", path=value)
 
 
-def load_plan(path: Path, shown: str | None = None) -> Plan:
-    """Parse and re-verify; a hand-edited or damaged plan raises CorruptFile."""
+def load_plan(path: Path, shown: str | None = None, project_dir: Path | None = None) -> Plan:
+    """Parse and re-verify; a hand-edited or damaged plan, or one copied from another project, raises CorruptFile.
+
+    ``project_dir``: the project it must have been saved in; by default the one holding
+    ``docs/migrations/<id>/plan.yaml``, where save_plan puts every plan.
+    """
     shown = shown or path.name
     try:
         doc = safeload.load_yaml(path, "plan", shown=shown)
@@ -85,4 +90,11 @@ def load_plan(path: Path, shown: str | None = None) -> Plan:
             problems=problems,
         ) from None
     verify_plan(plan)
+    verify_project(plan, project_dir if project_dir is not None else _project_of(path))
     return plan
+
+
+def _project_of(path: Path) -> Path:
+    """The project a stored plan belongs to: three folders above docs/migrations/<id>/plan.yaml."""
+    resolved = path.resolve()
+    return resolved.parents[3] if len(resolved.parents) > 3 else resolved.parent

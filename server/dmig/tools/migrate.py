@@ -42,7 +42,7 @@ def _rel(rc: RunContext, path: Any) -> str:
 def _plan(rc: RunContext, value: str) -> tuple[Plan, str]:
     path = resolve_plan(rc, value)
     shown = _rel(rc, path)
-    return load_plan(path, shown), shown
+    return load_plan(path, shown, rc.project_dir), shown
 
 
 # ------------------------------------------------------------------------------------------- plan

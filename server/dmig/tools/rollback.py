@@ -39,7 +39,7 @@ class RollbackInput(Input):
 def rollback_tool(inp: RollbackInput, rc: RunContext) -> RollbackOutcome:
     rc.require_writable("rollback")
     path = resolve_plan(rc, inp.plan)
-    plan = load_plan(path, str(path.relative_to(rc.project_dir.resolve())))
+    plan = load_plan(path, str(path.relative_to(rc.project_dir.resolve())), rc.project_dir)
     return rollback(
         plan, confirm=inp.confirm, project_dir=rc.project_dir, url=inp.url, story_id=inp.story_id,
         reason=inp.reason, rc=rc, progress=rc.progress,
