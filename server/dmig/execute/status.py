@@ -52,7 +52,9 @@ def _lock_holder(conn: sa.Connection, url: URL, migration_id: str) -> str | None
             sa.text(
                 "SELECT a.pid, a.application_name FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a "
                 "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = :hi "
-                "AND l.objid::bigint = :lo AND l.objsubid = 1"
+                "AND l.objid::bigint = :lo AND l.objsubid = 1 "
+                # Advisory locks are per database: the same migration id may be running in another one.
+                "AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
             ),
             {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
         ).first()
