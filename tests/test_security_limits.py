@@ -380,6 +380,7 @@ def stdio_answers(tmp_path_factory: pytest.TempPathFactory, dmig_data_dir: Path)
 
 
 @pytest.mark.parametrize("spec", [s for s in TOOLS if s.name != "server_info"], ids=lambda s: s.name)
+@pytest.mark.xdist_group("limits-stdio")  # one worker starts the module's server once
 def test_over_limit_values_are_refused_over_stdio(spec: ToolSpec, stdio_answers: dict[str, Any]) -> None:
     mine = [(case_id, field) for case_id, s, field, _args in CASES if s is spec]
     assert mine
@@ -391,6 +392,7 @@ def test_over_limit_values_are_refused_over_stdio(spec: ToolSpec, stdio_answers:
         assert after.get("version") and len(after["tools"]) == len(TOOLS), (case_id, after)
 
 
+@pytest.mark.xdist_group("limits-stdio")
 def test_refused_inputs_never_reach_the_audit_log(stdio_answers: dict[str, Any]) -> None:
     audit = stdio_answers["_audit"]
     assert audit  # the write tools were refused and audited...

@@ -443,6 +443,7 @@ def _param(case: Case) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("sweep")  # one worker runs the corpus once (the module fixture), not one per worker
 @pytest.mark.parametrize("case", [_param(c) for c in CORPUS])
 def test_structured_answer(sweep: tuple[dict[str, Answer], str], case: Case) -> None:
     answers, _ = sweep
@@ -453,6 +454,7 @@ def test_structured_answer(sweep: tuple[dict[str, Answer], str], case: Case) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("sweep")
 def test_no_traceback_and_alive(sweep: tuple[dict[str, Answer], str]) -> None:
     answers, stderr = sweep
     assert "Traceback" not in stderr, stderr[stderr.index("Traceback") :][:3000]
