@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
+from db_helpers import run_sql
 from mcp_client import call
 
 PASSWD_MARK = "root:x:0:0"
@@ -83,11 +83,11 @@ FIXTURE = {"postgresql": "pg_url", "mariadb": "mysql_url", "sqlite": "sqlite_url
 
 
 def _users(url: str) -> None:
-    eng = sa.create_engine(url)
-    with eng.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, user_name VARCHAR(80))")
-        conn.exec_driver_sql("INSERT INTO users VALUES (1, 'ada'), (2, 'grace')")
-    eng.dispose()
+    run_sql(
+        url,
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, user_name VARCHAR(80))",
+        "INSERT INTO users VALUES (1, 'ada'), (2, 'grace')",
+    )
 
 
 def _check(answers: list[dict[str, Any]], o: Path) -> None:

@@ -87,6 +87,7 @@ _KIND_LIST = (
     Kind("schema_dump", 256 * MIB, "a backup's neutral schema (DDL of every table, view and routine)"),
     Kind("jsonl", 256 * MIB, "a monitoring timeline: one line per sample over a long migration"),
     Kind("bus_tail", 8 * MIB, "how far back bus tail reads: many complete lines, not a runaway file"),
+    Kind("env_scan", 2 * MIB, "how much of each docs/ file (its end: a log's newest lines) is scanned for env: names"),
     Kind("text", 4 * MIB, "small project text files read to detect things (a Makefile)"),
     Kind("pid_file", 4 * KIB, "a server's pid file (its path comes from the server: @@pid_file) holds one number"),
 )

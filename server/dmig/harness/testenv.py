@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from dmig import envrefs
+from dmig import envrefs, safeload
+from dmig.errors import DmigError
 from dmig.redact import remember_secret
 
 # Names of variables that hold, or name, credentials: the test command does not inherit them.
@@ -36,22 +37,19 @@ _DOLLAR_VALUE = re.compile(r"""(?:^|[:\s"'\[,])\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?[
 SCAN_FOLDER = "docs"
 SCAN_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 SCAN_MAX_FILES = 5000
-SCAN_MAX_FILE_BYTES = 2 << 20
 SCAN_MAX_TOTAL_BYTES = 32 << 20
 
 
 def _read_bounded(path: str) -> str:
-    """At most SCAN_MAX_FILE_BYTES of ``path`` (the end of an append-only log: its newest lines), never
-    through a symlink."""
+    """The end of ``path`` (an append-only log's newest lines), at most the ``env_scan`` kind's bytes; never
+    through a symlink, and nothing from a FIFO, device or unreadable file (it names no variable)."""
+    budget = safeload.KINDS["env_scan"].max_bytes
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+        with safeload.open_regular(path, "env_scan", follow_symlinks=False, check_size=False) as (fh, size):
+            fh.seek(max(0, size - budget))
+            return fh.read(budget).decode("utf-8", errors="replace")
+    except (DmigError, OSError):
         return ""
-    with os.fdopen(fd, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > SCAN_MAX_FILE_BYTES:
-            fh.seek(size - SCAN_MAX_FILE_BYTES)
-        return fh.read(SCAN_MAX_FILE_BYTES).decode("utf-8", errors="replace")
 
 
 def referenced_in_project(project_dir: Path) -> set[str]:
