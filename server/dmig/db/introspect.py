@@ -26,7 +26,7 @@ from dmig.db import dialects
 from dmig.db.dialects import Flavor, TableStats
 from dmig.db.engine import classify, connect
 from dmig.db.urls import Dialect, dialect_of, display_url, parse_url
-from dmig.errors import DatabaseError, DmigError, InvalidInput, NotFound
+from dmig.errors import DatabaseError, DmigError, InvalidInput, NotFound, driver_text
 from dmig.models import UNTRUSTED_SCHEMA_NOTE, Output
 from dmig.redact import redact
 
@@ -230,8 +230,7 @@ def _database_error(exc: sa.exc.DBAPIError, url: URL, timeout_s: float) -> DmigE
     failed = classify(exc, url)
     if failed.details.get("reason") != "connection failed":
         return failed
-    detail = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])[:300]
-    return DatabaseError(f"inspection of {display_url(url)} failed: {detail}", reason="query_failed")
+    return DatabaseError(f"inspection of {display_url(url)} failed: {driver_text(exc)}", reason="query_failed")
 
 
 def normalise_include(include: Iterable[str] | None) -> list[str]:

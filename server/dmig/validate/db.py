@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Engine
 
 from dmig.db.engine import open_engine
 from dmig.db.urls import Dialect, dialect_of, display_url, parse_url
-from dmig.errors import DatabaseError, NotFound
+from dmig.errors import DatabaseError, NotFound, driver_text
 from dmig.redact import redact
 from dmig.validate.spec import Filter
 
@@ -165,9 +165,8 @@ class Session:
 
 
 def _database_error(exc: sa.exc.DBAPIError, db: Database, timeout_s: float) -> DatabaseError:
-    text = str(exc.orig or exc).strip()
-    low = text.lower()
-    first = redact(text.splitlines()[0] if text else type(exc).__name__)[:300]
+    low = str(exc.orig or exc).lower()
+    first = driver_text(exc)
     problem = getattr(_REGEX, "problem", None) if db.dialect == "sqlite" else None
     _REGEX.problem = None
     if problem == "regex_timeout":
