@@ -28,12 +28,12 @@ NAME_MAX = 256  # a database object name or glob pattern; PostgreSQL stops at 63
 TOKEN_MAX = 256  # a checksum, a confirm token, a backup / migration / run id
 COMMAND_MAX = 1_000  # a shell command line (test command, init script)
 TEXT_MAX = 2_000  # a reason, a commit message, an insight
-MESSAGE_MAX = 4_000  # a bus message (dmig.harness.bus.MAX_TEXT)
+MESSAGE_MAX = 4_000  # a bus message (dmig.harness.bus.MAX_TEXT is this)
 URL_MAX = 4_096  # a database URL or env:VARNAME (browsers and proxies stop near 8 KiB)
 PATH_MAX = 4_096  # a file path inside the project (Linux PATH_MAX)
 QUERY_MAX = 10_000  # one hand-written probe SELECT
 VALUE_MAX = 65_536  # one value written into or compared with a row (a constant, a since bound)
-SQL_MAX = 1_000_000  # SQL text to lint (dmig.lint.sql_parse refuses longer SQL), and any text in an inline spec
+SQL_MAX = 1_000_000  # SQL text to lint (dmig.lint.sql_parse's pre-scan limit is this), and any text in an inline spec
 
 # --- collections (items / properties)
 FEW_MAX = 32  # short lists an agent writes out: report parts, probes

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dmig import fsutil, safeload
+from dmig import fields, fsutil, safeload
 from dmig.errors import InvalidInput
 from dmig.harness import jsonio
 from dmig.harness.clock import utc_now
@@ -25,7 +25,7 @@ from dmig.redact import redact, redact_obj
 SCHEMA = "bus-message.schema.json"
 COMMON_TYPES = ("status", "question", "blocked", "unblock", "finding", "assign", "handoff", "warning")
 RESERVED = ("ts", "from", "type", "text", "to", "story", "status", "agent", "story_id")
-MAX_TEXT = 4000
+MAX_TEXT = fields.MESSAGE_MAX  # bus_append's input limit: one number
 MAX_LINE_BYTES = 16_384
 _TYPE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")

@@ -20,6 +20,7 @@ from pglast.enums import AlterTableType as AT
 from pglast.enums import ConstrType as CT
 from sqlglot import exp
 
+from dmig import fields
 from dmig.lint import pgsafe
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -528,7 +529,7 @@ def parse_glot(text: str, dialect: str) -> list[Statement]:
 # Untrusted SQL must never crash the server: pglast's C parser recurses once per operator and
 # overflows the C stack (SIGSEGV, 30,000 ``+`` terms), sqlglot raises RecursionError. A cheap
 # linear pre-scan refuses what no real migration needs before either parser sees it.
-MAX_SQL_CHARS = 1_000_000
+MAX_SQL_CHARS = fields.SQL_MAX  # the tool input's own limit: one number
 MAX_OPERATORS = 2_000
 MAX_NESTING = 100
 _OPERATOR = re.compile(r"[-+*/%^|&<>=]+|\b(?:AND|OR|NOT)\b", re.I)
