@@ -390,6 +390,32 @@ def raw_column_types(conn: sa.Connection, schema: str | None, table: str) -> dic
     return {str(name): str(text) for name, text in conn.execute(query, {"schema": schema, "table": table})}
 
 
+_MYSQL_CATALOG = sa.text(
+    "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+)
+_PG_CATALOG = sa.text(
+    "SELECT attname, format_type(atttypid, atttypmod), NULL, NULL FROM pg_attribute"
+    " WHERE attrelid = to_regclass(:name) AND attnum > 0 AND NOT attisdropped"
+)
+
+
+def column_catalog(
+    conn: sa.Connection, schema: str | None, table: str
+) -> dict[str, tuple[str, str | None, str | None]]:
+    """Per column: the catalog's type text, and on MySQL/MariaDB its character set and collation (which
+    SQLAlchemy's reflection states only where they differ from the table's default). Empty for SQLite."""
+    flavor = flavor_of(conn)
+    if flavor in ("mysql", "mariadb"):
+        rows = conn.execute(_MYSQL_CATALOG, {"schema": schema, "table": table}).all()
+    elif flavor == "postgresql":
+        name = conn.dialect.identifier_preparer.format_table(sa.table(table, schema=schema))
+        rows = conn.execute(_PG_CATALOG, {"name": name}).all()
+    else:
+        return {}
+    return {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
+
+
 _MARIADB_CHECKS = sa.text(
     "SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE, LEVEL FROM information_schema.CHECK_CONSTRAINTS"
     " WHERE CONSTRAINT_SCHEMA = :schema ORDER BY TABLE_NAME, CONSTRAINT_NAME"

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dmig.db.dialects import column_catalog
 from dmig.errors import InvalidInput, NotFound
 from dmig.move.models import CopyRequest, TableMapping
 from dmig.move.rawconn import table_sql
-from dmig.move.typemap import Kind, kind_of
+from dmig.move.typemap import Kind, NativeType, kind_of
 
 INTERNAL_PREFIX = "dmig_"  # our own bookkeeping tables are never copied unless named explicitly
 _GLOB = re.compile(r"[*?\[]")
@@ -165,9 +166,29 @@ def _key_of(insp: sa.Inspector, table: str, schema: str | None, columns: dict[st
 def _select_as_text(dialect: str, kind: Kind, t: sa.types.TypeEngine, same: bool) -> bool:
     if dialect != "postgresql":
         return False
-    if kind.name in ("json", "enum", "other"):
+    if kind.name in ("json", "enum", "other", "bits"):
         return True
     return kind.name == "uuid" and not same
+
+
+def _complete_types(conn: sa.Connection, dialect: str, table: str, schema: str | None, raw_cols: list[Any]) -> None:
+    """What SQLAlchemy's reflection leaves out, taken from the catalog.
+
+    A type it does not know (``NullType``: geometry, INET6, PostgreSQL's point or circle) becomes a
+    ``NativeType`` holding the catalog's text, so a same-dialect copy recreates it. On MySQL every text
+    column gets its character set and collation stated: reflection names them only where they differ
+    from the table's default, and the target table's default is not the source's.
+    """
+    unknown = [c for c in raw_cols if isinstance(c["type"], sa.types.NullType)]
+    if not unknown and dialect != "mysql":
+        return
+    catalog = column_catalog(conn, schema, table)
+    for c in raw_cols:
+        text, charset, collation = catalog.get(c["name"], (None, None, None))
+        if isinstance(c["type"], sa.types.NullType) and text:
+            c["type"] = NativeType(text)
+        elif collation and hasattr(c["type"], "collation"):
+            c["type"].collation, c["type"].charset = collation, charset
 
 
 def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str]) -> bool:
@@ -256,6 +277,7 @@ def _reflect_one(
 ) -> TablePlan:
     mapping = req.mapping.get(name) or TableMapping()
     raw_cols = insp.get_columns(name, schema=schema)
+    _complete_types(conn, source_dialect, name, schema, raw_cols)
     by_name = {c["name"]: c for c in raw_cols}
     key = _key_of(insp, name, schema, by_name)
     for col in mapping.exclude_columns:

@@ -43,7 +43,10 @@ class Reader:
         cols = []
         for c in plan.columns:
             col = sa.column(c.name)
-            cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
+            if c.kind.spatial and plan.target_dialect != plan.source_dialect:
+                cols.append(sa.func.ST_AsText(col).label(c.name))  # WKT: the documented form across dialects
+            else:
+                cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
         for i, (_into, expr, _kind) in enumerate(spec.exprs):
             cols.append(self.compiler.compile(expr).label(f"dmig_expr_{i}"))
         self.table = sa.table(plan.source_table, schema=plan.source_schema)

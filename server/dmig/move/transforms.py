@@ -256,7 +256,7 @@ def _compiled_picks(picks: list[tuple[int, V.Converter | None]]) -> RowFn:
 def build_row_fn(plan: TablePlan, spec: TargetSpec, ops: list[Op], warn: V.WarnFn) -> RowFn:
     """A function from one source row (select order) to one target row; raises ValueRejected per row."""
     src, tgt = plan.source_dialect, plan.target_dialect
-    convs = [V.source_converter(c.kind, src, tgt, c.name, warn) for c in plan.columns]
+    convs = [V.source_converter(c.kind, src, tgt, c.name, warn, c.nullable) for c in plan.columns]
     adapters = [V.target_adapter(c.kind, tgt) for c in spec.columns]
     if not ops and src == tgt == "sqlite":
         convs = [None] * len(convs)  # SQLite to SQLite, same declared types: values are already in their form

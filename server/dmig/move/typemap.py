@@ -75,6 +75,8 @@ class Kind:
     fixed: bool = False
     tz: bool = False
     values: tuple[str, ...] = field(default=())
+    native: str | None = None  # the catalog's type text of a type SQLAlchemy does not know (see NativeType)
+    spatial: bool = False  # MySQL/MariaDB geometry: WKT text across dialects (``ST_AsText``)
 
     def describe(self) -> str:
         if self.name == "int":
@@ -85,7 +87,31 @@ class Kind:
             return f"{'char' if self.fixed else 'varchar'}({self.length})"
         if self.name == "datetime":
             return "timestamptz" if self.tz else "timestamp"
+        if self.name == "bits":
+            return f"bit({self.length})"
+        if self.name == "time" and self.tz:
+            return "timetz"
+        if self.name == "other" and self.native:
+            return self.native
         return self.name
+
+
+class NativeType(sa.types.UserDefinedType):  # type: ignore[type-arg]
+    """A column type SQLAlchemy reflects as ``NullType`` (MariaDB geometry and INET6, PostgreSQL point, box,
+    circle, ...), rendered in DDL as the text the source's own catalog gives for it (``COLUMN_TYPE``,
+    ``format_type``), so that a copy within the dialect creates the very same type instead of failing
+    with "Can't generate DDL for NullType()"."""
+
+    cache_ok = True
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def get_col_spec(self, **_kw: object) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"NativeType({self.text!r})"
 
 
 TEXT = Kind("text")
@@ -110,15 +136,46 @@ def _int_bits(t: sa.types.TypeEngine) -> int:
     return 64  # SQLite INTEGER is 64-bit; generic Integer too.
 
 
+MAX_BITS = 64  # bit strings up to this width are numbers (MySQL BIT's limit); longer ones travel as text
+_SPATIAL = {
+    "geometry",
+    "point",
+    "linestring",
+    "polygon",
+    "multipoint",
+    "multilinestring",
+    "multipolygon",
+    "geometrycollection",
+}
+
+
+def _fsp(t: sa.types.TypeEngine, dialect: str) -> int | None:
+    """Fractional-second digits of a time or timestamp type; None where the dialect has no such limit.
+
+    MySQL's default is 0 (``DATETIME`` = ``DATETIME(0)``), PostgreSQL's 6 (kept as None: its default)."""
+    if dialect == "mysql":
+        return getattr(t, "fsp", None) or 0
+    if dialect == "postgresql":
+        return getattr(t, "precision", None)
+    return None
+
+
 def kind_of(t: sa.types.TypeEngine, dialect: str, *, json_column: bool = False) -> Kind:
     """Reduce a reflected column type to its kind (the first half of every cross-dialect mapping)."""
     if json_column or isinstance(t, sa.JSON):
         return Kind("json")
+    if isinstance(t, NativeType):
+        base = t.text.split("(")[0].strip().lower()
+        return Kind("other", native=t.text, spatial=dialect == "mysql" and base in _SPATIAL)
     if isinstance(t, sa.Boolean):
         return Kind("bool")
     if dialect == "mysql" and isinstance(t, mysql.TINYINT) and getattr(t, "display_width", None) == 1:
         return Kind("bool")
-    if isinstance(t, mysql.YEAR | mysql.BIT | mysql.SET):
+    if isinstance(t, mysql.BIT):
+        return Kind("bits", length=t.length or 1)
+    if isinstance(t, postgresql.BIT) and not t.varying and (t.length or 1) <= MAX_BITS:
+        return Kind("bits", length=t.length or 1)
+    if isinstance(t, mysql.YEAR | mysql.SET | postgresql.BIT):
         return Kind("other")
     if isinstance(t, sa.Integer):
         # SQLite stores every integer in up to 64 bits whatever the declared name (INTEGER PRIMARY KEY is
@@ -142,11 +199,11 @@ def kind_of(t: sa.types.TypeEngine, dialect: str, *, json_column: bool = False) 
         return Kind("bytes", length=getattr(t, "length", None))
     if isinstance(t, sa.DateTime):
         tz = bool(getattr(t, "timezone", False)) or (dialect == "mysql" and isinstance(t, mysql.TIMESTAMP))
-        return Kind("datetime", tz=tz)
+        return Kind("datetime", tz=tz, precision=_fsp(t, dialect))
     if isinstance(t, sa.Date):
         return Kind("date")
     if isinstance(t, sa.Time):
-        return Kind("time")
+        return Kind("time", tz=bool(getattr(t, "timezone", False)), precision=_fsp(t, dialect))
     return Kind("other")
 
 
@@ -179,18 +236,30 @@ def _pg_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
     if n == "bytes":
         return postgresql.BYTEA()
     if n == "datetime":
-        return postgresql.TIMESTAMP(timezone=k.tz)
+        return postgresql.TIMESTAMP(timezone=k.tz, precision=k.precision)
     if n == "date":
         return sa.Date()
     if n == "time":
-        return postgresql.TIME()
+        return postgresql.TIME(timezone=k.tz, precision=k.precision)
     if n == "uuid":
         return postgresql.UUID(as_uuid=False)
+    if n == "bits":  # BIT(1) is MySQL's boolean (pgloader maps it so); wider ones keep their width
+        return sa.Boolean() if k.length == 1 else postgresql.BIT(k.length)
     raise AssertionError(n)
+
+
+# Text columns created on MariaDB from another dialect compare like the source does: byte for byte.
+# PostgreSQL (deterministic collations) and SQLite (BINARY) tell 'a', 'A', 'ä' and 'b ' from 'b'; MariaDB's
+# default utf8mb4_general_ci does not, so a key or unique index would reject those rows as duplicates and
+# WHERE/GROUP BY would merge them. Every text column, not only keys: equality must mean what it meant.
+# NO PAD: utf8mb4_bin still ignores trailing spaces ('b' = 'b '), utf8mb4_nopad_bin does not (MariaDB 10.2+).
+MYSQL_TEXT_COLLATION = "utf8mb4_nopad_bin"
 
 
 def _mysql_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
     n = k.name
+    if n == "time" and k.tz:  # no zoned time of day on MariaDB: the text with its offset (12:00:00+02:00)
+        return mysql.VARCHAR(40, collation=MYSQL_TEXT_COLLATION)
     if n == "bool":
         return mysql.TINYINT(display_width=1)
     if n == "int":
@@ -202,12 +271,15 @@ def _mysql_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
         return mysql.DECIMAL(k.precision, min(k.scale or 0, MYSQL_MAX_DECIMAL[1]))
     if n == "float":
         return mysql.FLOAT() if k.bits == 32 else mysql.DOUBLE()
+    coll = MYSQL_TEXT_COLLATION
     if n == "string" and k.length and k.length <= MYSQL_VARCHAR_MAX:
-        return mysql.CHAR(k.length) if k.fixed and k.length <= 255 else mysql.VARCHAR(k.length)
+        if k.fixed and k.length <= 255:
+            return mysql.CHAR(k.length, collation=coll)
+        return mysql.VARCHAR(k.length, collation=coll)
     if n in ("string", "text", "other"):
-        return mysql.VARCHAR(MYSQL_KEY_TEXT_LENGTH) if in_key else mysql.LONGTEXT()
+        return mysql.VARCHAR(MYSQL_KEY_TEXT_LENGTH, collation=coll) if in_key else mysql.LONGTEXT(collation=coll)
     if n == "enum":
-        return mysql.ENUM(*k.values) if k.values else mysql.LONGTEXT()
+        return mysql.ENUM(*k.values, collation=coll) if k.values else mysql.LONGTEXT(collation=coll)
     if n == "json":
         return mysql.JSON()
     if n == "bytes":
@@ -215,13 +287,15 @@ def _mysql_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
             return mysql.VARBINARY(k.length if k.length and k.length <= 3072 else MYSQL_KEY_TEXT_LENGTH)
         return mysql.LONGBLOB()
     if n == "datetime":
-        return mysql.DATETIME(fsp=6)
+        return mysql.DATETIME(fsp=6 if k.precision is None else k.precision)
     if n == "date":
         return mysql.DATE()
     if n == "time":
-        return mysql.TIME(fsp=6)
+        return mysql.TIME(fsp=6 if k.precision is None else k.precision)
     if n == "uuid":
         return mysql.CHAR(36)
+    if n == "bits":
+        return mysql.BIT(k.length)
     raise AssertionError(n)
 
 
@@ -249,9 +323,11 @@ def _sqlite_type(k: Kind, in_key: bool) -> sa.types.TypeEngine:
     if n == "date":
         return sqlite.DATE()
     if n == "time":
-        return sqlite.TIME()
+        return sqlite.TEXT() if k.tz else sqlite.TIME()  # timetz: the text with its offset
     if n == "uuid":
         return sqlite.CHAR(36)
+    if n == "bits":  # the number the bits stand for; 64 of them may exceed SQLite's signed 64-bit INTEGER
+        return sqlite.TEXT() if (k.length or 1) >= MAX_BITS else sqlite.INTEGER()
     raise AssertionError(n)
 
 

@@ -5,7 +5,14 @@ bytes, date, time, and datetime (naive for naive kinds, aware UTC for ``tz`` kin
 run in UTC sessions, so MySQL ``TIMESTAMP`` arrives as naive UTC and is made aware here. A
 conversion that cannot be done raises :class:`ValueRejected`; the row goes to the reject file
 with that message instead of being silently altered. The single documented exception is the
-MySQL zero date, which becomes NULL and is counted per column as a warning.
+MySQL zero date copied to another dialect, which becomes NULL (as pgloader maps it) and is counted
+per column as a warning; in a NOT NULL column the row is rejected, naming the zero date. Copied
+MySQL to MySQL, zero dates are kept as they are (the writer's session allows them).
+
+Special doubles: PostgreSQL holds NaN and +/-Infinity; SQLite holds +/-Infinity as REAL but reads a
+NaN back as NULL, and MariaDB has neither: such a row is rejected with the reason, the rest of the
+table is copied. Bit strings (MySQL ``BIT(n)``, PostgreSQL ``bit(n)``) are canonically the number
+they spell (``b'1000001'`` is 65).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ Converter = Callable[[Any], Any]
 WarnFn = Callable[[str], None]
 
 SQLITE_MAX_INT = 2**63 - 1
+_INF = float("inf")
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
 
@@ -344,8 +352,6 @@ def _float_within_scale(scale: int) -> Converter:
     return number
 
 
-_INF = float("inf")
-
 
 def _naive_iso(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
@@ -354,13 +360,19 @@ def _naive_iso(text: str) -> dt.datetime:
     return value
 
 
-def _mysql_zero_date(fn: Converter, column: str, warn: WarnFn) -> Converter:
-    """MySQL returns zero/invalid dates as strings: NULL plus a counted warning (documented)."""
+def _mysql_zero_date(fn: Converter, column: str, warn: WarnFn, nullable: bool, target: str) -> Converter:
+    """MySQL returns zero/invalid dates as strings: NULL plus a counted warning (documented), or, in a
+    NOT NULL column where NULL cannot stand in, a rejected row that says why."""
 
     def convert(v: Any) -> Any:
         if v is None:
             return None
         if isinstance(v, str):
+            if not nullable:
+                raise ValueRejected(
+                    f"zero date {v!r} in NOT NULL column {column}: {target} has no such date, and NULL "
+                    "(what a nullable column gets) is not allowed"
+                )
             warn(column)
             return None
         return fn(v)
@@ -368,17 +380,29 @@ def _mysql_zero_date(fn: Converter, column: str, warn: WarnFn) -> Converter:
     return convert
 
 
-def source_converter(kind: Kind, source: str, target: str, column: str, warn: WarnFn) -> Converter | None:
+def _bit_text(v: Any) -> int:
+    """PostgreSQL bit(n), selected as text ('01000001'), as the number it spells."""
+    return int(v, 2) if isinstance(v, str) else _int(v)
+
+
+def source_converter(
+    kind: Kind, source: str, target: str, column: str, warn: WarnFn, nullable: bool = True
+) -> Converter | None:
     """Driver value → canonical value; None when the driver already gives the canonical value."""
     n = kind.name
     if source == "postgresql":
-        return None  # psycopg loaders give canonical values; json/uuid/enum/other are selected as text
+        # psycopg loaders give canonical values; json/uuid/enum/other/bits are selected as text
+        return _nullable(_bit_text) if n == "bits" else None
     if source == "mysql":
         if n == "bool":
             return _nullable(_bool)
+        if n == "bits":
+            return _nullable(_int)  # PyMySQL gives BIT(n) as big-endian bytes
         if n in ("date", "datetime"):
+            if target == "mysql":
+                return None  # zero and partial dates arrive as text and are written back as they are
             base = _date if n == "date" else (lambda v, _tz=kind.tz: _datetime(v, _tz))
-            return _mysql_zero_date(base, column, warn)
+            return _mysql_zero_date(base, column, warn, nullable, target)
         if n == "time" and target != "mysql":
             return _nullable(_time)
         if n == "other" and target != "mysql":
@@ -420,14 +444,62 @@ def _mysql_naive(v: Any) -> Any:
     return v
 
 
+def _finite(where: str, nan_too: bool = True) -> Converter:
+    """Reject the doubles (and decimals) the target cannot hold, instead of failing the table or storing NULL."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, float | Decimal) and not isinstance(v, bool):
+            if v != v and nan_too:
+                raise ValueRejected(f"NaN cannot be stored in {where}")
+            if v in (_INF, -_INF):
+                raise ValueRejected(f"{'-' if v < 0 else ''}Infinity cannot be stored in {where}")
+        return v
+
+    return check
+
+
+def _sqlite_nan(v: Any) -> Any:
+    if isinstance(v, float) and v != v:
+        raise ValueRejected("NaN cannot be stored in SQLite (a REAL NaN reads back as NULL)")
+    return v
+
+
+def _time_with_offset(v: Any) -> Any:
+    """timetz where the target has no zoned time of day: its ISO text, offset kept (12:00:00+02:00)."""
+    return v.isoformat() if isinstance(v, dt.time) else _text(v)
+
+
+def _pg_bits(length: int) -> Converter:
+    """The number as PostgreSQL takes it: bit(1) is a boolean there (see typemap), wider ones a bit string."""
+    if length == 1:
+        return lambda v: v != 0 if isinstance(v, int) else _bool(v)
+    if length > 64:
+        return _text
+    return lambda v: format(_int(v), f"0{length}b")
+
+
 def target_adapter(kind: Kind, target: str) -> Converter | None:
     """Canonical value → what the target's writer takes; None when no change is needed."""
     n = kind.name
+    if n == "time" and kind.tz and target != "postgresql":
+        return _nullable(_time_with_offset)
+    if target == "postgresql":
+        return _nullable(_pg_bits(kind.length or 1)) if n == "bits" else None
     if target == "mysql":
-        if n == "decimal" and kind.scale is not None:
-            return _nullable(_rounder(kind.scale))  # LOAD DATA would warn on extra digits (and fall back)
+        if n == "float":
+            return _nullable(_finite("a MariaDB/MySQL DOUBLE or FLOAT (neither has NaN or Infinity)"))
+        if n == "decimal":
+            finite = _finite("a MariaDB/MySQL DECIMAL")
+            if kind.scale is not None:  # LOAD DATA would warn on extra digits (and fall back)
+                rounder = _rounder(kind.scale)
+                return _nullable(lambda v: rounder(finite(v)))
+            return _nullable(finite)
         return _nullable(_mysql_naive) if n == "datetime" else None
     if target == "sqlite":
+        if n == "float":
+            return lambda v: v if v == v else _sqlite_nan(v)  # only NaN differs from itself (None does not)
+        if n == "bits":
+            return _nullable(_text) if (kind.length or 1) >= 64 else None
         if n == "bool":
             return _nullable(int)
         if n == "decimal":

@@ -152,6 +152,7 @@ def copy_partition(job: PartitionJob, report: ReportFn, engines: Engines | None 
             [c.kind for c in spec.columns],
             spec.key,
             upsert=job.mode == "incremental",
+            source_dialect=plan.source_dialect,
         )
         hashing = Accumulator(job.hash_spec) if job.hash_spec is not None else None
         committer = Committer(

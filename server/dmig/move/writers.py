@@ -76,8 +76,10 @@ class Writer:
         kinds: list[Kind],
         key: list[str],
         upsert: bool,
+        source_dialect: str | None = None,
     ) -> None:
         self.raw = RawConn(engine)
+        self.source_dialect = source_dialect
         self.table_name, self.schema = table, schema
         self.columns, self.kinds, self.key = columns, kinds, key
         self.upsert = upsert and bool(key)
@@ -128,9 +130,9 @@ class Writer:
 
     def _prepare_mysql(self) -> None:
         cur = self.raw.dbapi.cursor()
-        cur.execute("SELECT @@local_infile, @@max_allowed_packet")
-        local_infile, packet = cur.fetchone()
-        cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        cur.execute("SELECT @@local_infile, @@max_allowed_packet, @@SESSION.sql_mode")
+        local_infile, packet, mode = cur.fetchone()
+        cur.execute("SET SESSION sql_mode = %s", (load_sql_mode(mode, same_dialect=self.source_dialect == "mysql"),))
         cur.close()
         self.raw.commit()
         cols = ", ".join(c.replace("%", "%%") for c in self.qcols)
@@ -151,9 +153,12 @@ class Writer:
                 self.load_data = False
             targets, sets = [], []
             for i, (q, k) in enumerate(zip(self.qcols, self.kinds, strict=True)):
-                if k.name == "bytes":
+                if k.name == "bytes" or k.spatial:  # geometry: MySQL's own binary form, as read
                     targets.append(f"@v{i}")
                     sets.append(f"{q} = UNHEX(@v{i})")
+                elif k.name == "bits":  # a BIT column would take the digits' characters as its bits
+                    targets.append(f"@v{i}")
+                    sets.append(f"{q} = CAST(@v{i} AS UNSIGNED)")
                 else:
                     targets.append(q)
             self._line = _line_encoder(len(self.columns))
@@ -263,6 +268,23 @@ class Writer:
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
         self.raw.close()
+
+
+_DATE_CHECKS = {"NO_ZERO_DATE", "NO_ZERO_IN_DATE"}
+
+
+def load_sql_mode(current: str, *, same_dialect: bool) -> str:
+    """The load session's sql_mode: strict (a bad value fails, so it can be rejected, instead of being
+    truncated with a warning), and ``NO_AUTO_VALUE_ON_ZERO`` so that a key 0 is stored as 0 rather than
+    replaced by the next AUTO_INCREMENT value. From a MySQL/MariaDB source the values are ones that server
+    already held: zero dates (``0000-00-00``), partial dates (``2020-00-00``) and the invalid dates
+    ``ALLOW_INVALID_DATES`` lets in are written back as they are, so the date checks are lifted.
+    """
+    modes = [m for m in (current or "").split(",") if m]
+    if same_dialect:
+        modes = [m for m in modes if m not in _DATE_CHECKS] + ["ALLOW_INVALID_DATES"]
+    modes += ["STRICT_ALL_TABLES", "NO_AUTO_VALUE_ON_ZERO"]
+    return ",".join(dict.fromkeys(modes))
 
 
 def _enc_str(v: str) -> str:
