@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -334,6 +336,11 @@ def build_foreign_keys(
     return reports
 
 
+def _constraint_exists(conn: sa.Connection, fk: sa.ForeignKeyConstraint) -> bool:
+    stmt = sa.text("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(:t) AND conname = :n")
+    return conn.execute(stmt, {"t": table_sql(conn.dialect, fk.parent), "n": str(fk.name)}).first() is not None
+
+
 def _not_validated(engine: Engine, tt: TargetTable) -> set[str]:
     stmt = sa.text(
         "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'f' AND NOT convalidated"
@@ -342,10 +349,32 @@ def _not_validated(engine: Engine, tt: TargetTable) -> set[str]:
         return set(conn.execute(stmt, {"t": table_sql(conn.dialect, tt.table)}).scalars())
 
 
+HOLD_ENV = "DMIG_TEST_HOLD_FOREIGN_KEY"
+
+
+def _hold_for_test() -> None:
+    """Test hook: with ``DMIG_TEST_HOLD_FOREIGN_KEY`` naming a file, the process creates it and waits here,
+    between adding a key NOT VALID and validating it, so a test can kill it in that window."""
+    marker = os.environ.get(HOLD_ENV)
+    if not marker:
+        return
+    Path(marker).touch()
+    while True:
+        time.sleep(1)
+
+
 def add_foreign_key_not_valid(engine: Engine, fk: sa.ForeignKeyConstraint) -> None:
-    """PostgreSQL: the key without checking the rows (instant); ``validate_or_drop`` checks them."""
+    """PostgreSQL: the key without checking the rows (instant); ``validate_or_drop`` checks them.
+
+    A key of that name already on the table is this run's own (the run created the table): an attempt
+    killed after adding it, valid or not. It is kept, and ``validate_or_drop`` validates it (a no-op
+    when it already is valid); adding it again would fail on every re-run ("already exists").
+    """
     with engine.begin() as conn:
+        if _constraint_exists(conn, fk):
+            return
         execute_plain(conn, ddl_sql(conn.dialect, sa.schema.AddConstraint(fk)) + " NOT VALID")
+    _hold_for_test()
 
 
 def validate_or_drop(engine: Engine, fk: sa.ForeignKeyConstraint) -> str | None:
