@@ -238,8 +238,45 @@ def is_empty(conn: sa.Connection, table: sa.Table) -> bool:
 
 
 def create_table(engine: Engine, tt: TargetTable) -> None:
+    """CREATE TABLE; when the target refuses it, each column default is tried on its own, the ones the target
+    refuses are named in the table's notes and left out, and the table is created without them.
+
+    A default that passes the translation can still be refused by the target (SQLite keeps ``'"0"'`` on a
+    BIGINT, PostgreSQL and MariaDB do not): one such default must not abort the copy of every table.
+    """
+    try:
+        with engine.begin() as conn:
+            tt.table.create(conn, checkfirst=True)
+        return
+    except database_errors():
+        defaults = [c for c in tt.table.columns if isinstance(c.server_default, sa.DefaultClause)]
+        refused = [c for c in defaults if not _default_accepted(engine, c)]
+        if not refused:
+            raise
+    for col in refused:
+        text = str(col.server_default.arg)  # type: ignore[union-attr]
+        tt.notes.append(f"column {col.name}: default {text} refused by the target and not carried over")
+        col.server_default = None
     with engine.begin() as conn:
         tt.table.create(conn, checkfirst=True)
+
+
+def _default_accepted(engine: Engine, col: sa.Column) -> bool:
+    """Whether the target accepts the column (type and default) in a temporary table of its own."""
+    probe = sa.Table(
+        "dmig_probe_default",
+        sa.MetaData(),
+        sa.Column(col.name, col.type, server_default=col.server_default.arg),  # type: ignore[union-attr]
+        prefixes=["TEMPORARY"],
+    )
+    try:
+        with engine.connect() as conn:
+            probe.create(conn)
+            probe.drop(conn)
+            conn.rollback()
+        return True
+    except database_errors():
+        return False
 
 
 def _db_error(exc: Exception) -> str:
