@@ -243,28 +243,30 @@ def check_sql(plan: TablePlan, check: CheckSpec, renamed: dict[str, str | None])
 def add_check(engine: Engine, table: sa.Table, name: str, sql: str) -> str | None:
     """Add a check to a loaded table (PostgreSQL: NOT VALID, then VALIDATE); None when it holds, else why
     it was not kept. A check of that name already there (a re-run) is validated, not added again."""
-    dialect = engine.dialect.name
+    from dmig.move.schema import database_errors
+
+    postgresql = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
         qualified, quoted = table_sql(conn.dialect, table), name_sql(conn.dialect, name)
-        try:
-            if not _has_check(conn, table, name):
-                suffix = " NOT VALID" if dialect == "postgresql" else ""
+        present = _has_check(conn, table, name)
+    try:
+        if not present:
+            with engine.begin() as conn:
+                suffix = " NOT VALID" if postgresql else ""
                 execute_plain(conn, f"ALTER TABLE {qualified} ADD CONSTRAINT {quoted} CHECK ({sql}){suffix}")
-                conn.commit()
-            if dialect == "postgresql":
+        if postgresql:
+            with engine.begin() as conn:
                 execute_plain(conn, f"ALTER TABLE {qualified} VALIDATE CONSTRAINT {quoted}")
-                conn.commit()
-            return None
-        except sa.exc.DBAPIError as exc:
-            conn.rollback()
-            error = str(exc.orig or exc).strip().splitlines()[0][:200]
-        except Exception as exc:  # the raw drivers' own errors (execute_plain)
-            conn.rollback()
-            error = str(exc).strip().splitlines()[0][:200]
-        if _has_check(conn, table, name):
+        return None
+    except database_errors() as exc:
+        orig = getattr(exc, "orig", None) or exc
+        error = str(orig).strip().splitlines()[0][:200]
+    with engine.connect() as conn:
+        present = _has_check(conn, table, name)
+    if present:
+        with engine.begin() as conn:
             execute_plain(conn, f"ALTER TABLE {qualified} DROP CONSTRAINT {quoted}")
-            conn.commit()
-        return error
+    return error
 
 
 def _has_check(conn: sa.Connection, table: sa.Table, name: str) -> bool:
