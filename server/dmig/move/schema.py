@@ -250,7 +250,10 @@ def attach_indexes(tt: TargetTable, used_names: set[str], later: sa.MetaData) ->
         options = dict(ix.options) if same else {}
         if options.get("postgresql_where") is not None:
             options["postgresql_where"] = sa.text(str(options["postgresql_where"]))
-        tt.indexes.append(sa.Index(name, *parts, unique=ix.unique, **options))
+        index = sa.Index(name, *parts, unique=ix.unique, **options)
+        if index.table is None:  # expressions only: bound to the table explicitly
+            index._set_parent(copy)
+        tt.indexes.append(index)
 
 
 def attach_foreign_keys(tables: dict[str, TargetTable], later: sa.MetaData) -> None:
