@@ -390,7 +390,7 @@ def test_rows_the_target_refuses_are_rejected_and_the_page_redone(tmp_path: Path
     src = _sqlite(tmp_path / "src.db", {"items": rows}, columns)
     bad = set(BAD_ROWS)
 
-    out = _copy(src, pg_url, project, batch_size=64, partition_rows=300)
+    out = _copy(src, pg_url, project, batch_size=64, partition_rows=300, max_rejects=1000)
 
     assert out.ok, out.model_dump_json(indent=1)
     [t] = out.tables
@@ -423,7 +423,7 @@ def test_integers_too_wide_for_an_existing_target_column_are_rejected(
     with _connected(pg_url, write=True) as conn:
         conn.exec_driver_sql("CREATE TABLE nums (id BIGINT PRIMARY KEY, qty INTEGER, small SMALLINT)")
 
-    out = _copy(src, pg_url, project, batch_size=64, mode="append")
+    out = _copy(src, pg_url, project, batch_size=64, mode="append", max_rejects=1000)
 
     assert out.ok, out.model_dump_json(indent=1)
     [t] = out.tables

@@ -63,7 +63,7 @@ def test_rejected_rows_are_isolated_and_reported(
     if kind == "postgresql":
         tgt = tgt.replace("postgres@", "postgres:Sekr1t-pw@")  # trust auth ignores it; it must never be shown
 
-    out = run_copy(src, tgt, project, batch_size=64)
+    out = run_copy(src, tgt, project, batch_size=64, max_rejects=100)
     # SQLite to SQLite copies values exactly as stored (same declared types): the bad date is copied.
     bad = BAD - BAD_DATE if kind == "sqlite" else BAD
 
@@ -87,7 +87,7 @@ def test_rejected_rows_are_isolated_and_reported(
     assert "Sekr1t-pw" not in text
 
     # A re-run neither duplicates rows nor counts a reject twice.
-    again = run_copy(src, tgt, project, batch_size=64)
+    again = run_copy(src, tgt, project, batch_size=64, max_rejects=100)
     assert again.already_complete and again.totals.rejects == len(bad)
     assert len((project / out.reject_file).read_text().splitlines()) == len(bad)
 
@@ -121,7 +121,7 @@ def test_text_that_is_not_utf8_is_rejected_not_fatal(
         conn.exec_driver_sql("UPDATE notes SET body = CAST(x'66fe41' AS TEXT) WHERE id = 1500")
     e.dispose()
 
-    out = run_copy(src, pg_url, project, batch_size=500)
+    out = run_copy(src, pg_url, project, batch_size=500, max_rejects=1)
 
     assert out.ok, out.model_dump_json(indent=1)
     assert (out.tables[0].rows, out.tables[0].rejects) == (2999, 1)

@@ -88,7 +88,13 @@ def test_cast_failures_are_rejected_rows_not_errors(tmp_path: Path, project: Pat
         conn.exec_driver_sql("INSERT INTO m VALUES (1, '10', '2020-01-01'), (2, 'ten', '2020-01-02')")
         conn.exec_driver_sql("INSERT INTO m VALUES (3, '3', '2021-02-30'), (4, '4.0', '2022-03-04')")
     e.dispose()
-    out = run_copy(src, tgt, project, mapping={"m": {"transforms": [{"op": "cast", "column": "qty", "to": "integer"}]}})
+    out = run_copy(
+        src,
+        tgt,
+        project,
+        max_rejects=2,
+        mapping={"m": {"transforms": [{"op": "cast", "column": "qty", "to": "integer"}]}},
+    )
     assert out.ok and out.tables[0].rows == 2 and out.tables[0].rejects == 2
     got = {r["id"]: r["qty"] for r in read_rows(tgt, "m")}
     assert got == {1: 10, 4: 4}

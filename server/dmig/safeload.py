@@ -341,4 +341,3 @@ def parse_json(text: str | bytes, kind: str | Kind, *, shown: str = "the documen
 def load_json(path: str | os.PathLike[str], kind: str | Kind, *, shown: str | None = None) -> Any:
     where = _shown(path, shown)
     return parse_json(read_text(path, kind, shown=where), kind, shown=where)
-

@@ -463,8 +463,11 @@ def restore_tables(
                             *_restore_parts(backup_id, sha, parsed, chosen, target_schema)):  # fmt: skip
         raise ConfirmationRequired(
             f"restoring {backup_id} replaces the rows of {', '.join(chosen)} in {display_url(parsed)}: "
-            + ("confirm does not match this backup, database and tables (or the manifest changed since). "
-               if confirm else "")
+            + (
+                "confirm does not match this backup, database and tables (or the manifest changed since). "
+                if confirm
+                else ""
+            )
             + "Call restore_backup with dry_run=true to see what it replaces and get its confirm token",
             backup_id=backup_id,
             reason="confirm_mismatch" if confirm else "confirm_required",

@@ -167,6 +167,12 @@ class CopyRequest(Input):
     reject_limit: int = Field(
         default=1000, ge=0, description="Rejected rows allowed per table; one more fails that table."
     )
+    max_rejects: int = Field(
+        default=0,
+        ge=0,
+        description="Rejected rows the whole copy may leave out and still succeed (default 0: any rejected row "
+        "makes the copy fail, ok=false and exit 1, with the rows kept in the reject file).",
+    )
     reject_file: Path | None = Field(
         default=None, description="Reject file inside the project (default docs/migrations/rejects/<run>.jsonl)."
     )
@@ -191,6 +197,18 @@ class IndexReport(Output):
     seconds: float
     ok: bool
     error: str | None = None
+
+
+class Omission(Output):
+    """One schema object (or property of one) the copy did not carry over as it was, and why."""
+
+    table: str | None = Field(default=None, description="Source table it belongs to; none for views, routines.")
+    kind: str = Field(
+        description="generated column, check, view, trigger, procedure, function, event, index, "
+        "foreign key, default, on update, auto-increment, ..."
+    )
+    name: str
+    reason: str
 
 
 class TableSummary(Output):
@@ -273,5 +291,9 @@ class CopySummary(Output):
     tables: list[TableSummary]
     totals: Totals
     reject_file: str | None = Field(description="Project-relative reject file (only when rows were rejected).")
+    max_rejects: int = Field(default=0, description="The reject budget of the request; more rejects fail the copy.")
+    not_carried: list[Omission] = Field(
+        default_factory=list, description="Everything of the source schema not carried over as it was, with why."
+    )
     verification: Verification
     message: str

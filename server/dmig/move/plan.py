@@ -33,6 +33,7 @@ class SourceColumn:
     default: str | None
     type: sa.types.TypeEngine  # the reflected type, kept for same-dialect copies
     select_as_text: bool = False  # PostgreSQL sources: json/uuid/enum/other are read in their text form
+    computed: tuple[str, bool] | None = None  # generated column: (expression in the source's SQL, stored)
 
 
 @dataclass
@@ -40,6 +41,36 @@ class IndexSpec:
     name: str
     columns: list[str]
     unique: bool
+    # Source-dialect index properties beyond a plain B-tree on columns (FULLTEXT, SPATIAL, prefix lengths,
+    # USING gin/gist/hash, WHERE, expressions), as reflected: carried within the dialect, listed across.
+    options: dict[str, Any] = field(default_factory=dict)
+    expressions: list[str] = field(default_factory=list)  # per position: the column or the expression text
+
+    @property
+    def special(self) -> str | None:
+        """What makes this index more than a B-tree on plain columns, or None."""
+        o = self.options
+        if self.expressions:
+            return "expression index"
+        if o.get("postgresql_where") is not None:
+            return "partial index"
+        if o.get("postgresql_using") not in (None, "btree"):
+            return f"{o['postgresql_using']} index"
+        if o.get("mysql_prefix"):
+            return f"{o['mysql_prefix']} index"
+        if o.get("mysql_length"):
+            return "prefix-length index"
+        if o.get("mysql_using") not in (None, "btree", "BTREE"):
+            return f"{o['mysql_using']} index"
+        return None
+
+
+@dataclass
+class CheckSpec:
+    """A CHECK constraint of the source table, in the source's SQL."""
+
+    name: str | None
+    sqltext: str
 
 
 @dataclass
@@ -71,6 +102,8 @@ class TablePlan:
     estimate: int = 0
     notes: list[str] = field(default_factory=list)
     all_columns: list[str] = field(default_factory=list)  # every source column (filters may use excluded ones)
+    checks: list[CheckSpec] = field(default_factory=list)
+    generated: list[tuple[int, SourceColumn]] = field(default_factory=list)  # kept generated: (position, column)
 
     def column(self, name: str) -> SourceColumn:
         for c in self.columns:
@@ -207,17 +240,21 @@ def _indexes(insp: sa.Inspector, table: str, schema: str | None, key: list[str],
             out.append(IndexSpec(u.get("name") or f"uq_{table}_{'_'.join(cols)}", list(cols), True))
     for ix in insp.get_indexes(table, schema=schema):
         cols = ix.get("column_names") or []
-        if not cols or any(c is None for c in cols) or ix.get("expressions"):
-            notes.append(f"index {ix.get('name')} uses expressions and was not copied")
-            continue
-        if ix.get("dialect_options", {}).get("postgresql_where") is not None:
-            notes.append(f"partial index {ix.get('name')} was not copied")
-            continue
+        options = {k: v for k, v in (ix.get("dialect_options") or {}).items() if v not in (None, [], {})}
+        exprs = list(ix.get("expressions") or [])
+        if not cols or exprs:
+            if not exprs or len(exprs) != len(cols):
+                notes.append(f"index {ix.get('name')} uses expressions that could not be read and was not copied")
+                continue
+            exprs = [e if c is None else c for c, e in zip(cols, exprs, strict=True)]
+        spec = IndexSpec(
+            ix["name"] or f"ix_{table}_{len(out)}", [c for c in cols if c], bool(ix.get("unique")), options, exprs
+        )
         sig = (tuple(cols), bool(ix.get("unique")))
-        if list(cols) == key or sig in seen or (tuple(cols), True) in seen:
+        if not spec.special and (list(cols) == key or sig in seen or (tuple(cols), True) in seen):
             continue
         seen.add(sig)
-        out.append(IndexSpec(ix["name"] or f"ix_{table}_{'_'.join(cols)}", list(cols), bool(ix.get("unique"))))
+        out.append(spec)
     return out
 
 
@@ -283,6 +320,9 @@ def _reflect_one(
     for col in mapping.exclude_columns:
         if col not in by_name:
             raise InvalidInput(f"exclude_columns: table {name!r} has no column {col!r}", table=name, column=col)
+    from dmig.move import extras  # extras builds on this module's dataclasses
+
+    computed = extras.computed_of(conn, source_dialect, name, raw_cols)
     columns = []
     for c in raw_cols:
         if c["name"] in mapping.exclude_columns and c["name"] not in key:
@@ -297,6 +337,7 @@ def _reflect_one(
                 default=str(c["default"]) if c.get("default") is not None else None,
                 type=c["type"],
                 select_as_text=_select_as_text(source_dialect, kind, c["type"], same),
+                computed=computed.get(c["name"]),
             )
         )
     notes: list[str] = []
@@ -331,6 +372,7 @@ def _reflect_one(
         estimate=_estimate(conn, source_dialect, table),
         notes=notes,
         all_columns=list(by_name),
+        checks=extras.reflect_checks(conn, insp, source_dialect, schema, name),
     )
     if not key:
         plan.notes.append("no primary key or unique NOT NULL key: copied in one transaction, no resume point")

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dmig.move.models import IndexReport
+from dmig.move.models import IndexReport, Omission
 from dmig.move.plan import TablePlan
 from dmig.move.rawconn import ddl_sql, execute_plain, name_sql, table_sql
 from dmig.move.transforms import TargetColumn, TargetSpec
@@ -44,6 +46,13 @@ class TargetTable:
     indexes: list[sa.Index] = field(default_factory=list)
     foreign_keys: list[sa.ForeignKeyConstraint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    omitted: list[Omission] = field(default_factory=list)  # not carried over as it was, with why
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (name, SQL) added after the load
+
+    def omit(self, kind: str, name: str, reason: str) -> None:
+        """Name something of the source this table does not carry over (summary, JSON and CLI text)."""
+        self.omitted.append(Omission(table=self.plan.source_table, kind=kind, name=name, reason=reason))
+        self.notes.append(f"{kind} {name}{' ' if reason.startswith('skipped') else ': '}{reason}")
 
 
 def short_name(name: str, dialect: str) -> str:
@@ -64,6 +73,12 @@ def translate_default(text: str | None, kind: Kind, source: str, target: str) ->
         if source == "postgresql" and "nextval(" in raw:
             return None, None
         return raw, None
+    on_update = re.search(r"\s+ON\s+UPDATE\s+.*$", raw, re.IGNORECASE | re.DOTALL)
+    if on_update:  # MariaDB's "DEFAULT ... ON UPDATE ...": the default is translated, the clause cannot be
+        value, note = translate_default(raw[: on_update.start()], kind, source, target)
+        clause = on_update.group(0).strip()
+        dropped = f"{clause} not carried over ({target} has no such clause; the application must set the column)"
+        return value, f"{note}; {dropped}" if note else dropped
     t = re.sub(r"::[a-z][a-z0-9 _]*(\[\])?$", "", raw, flags=re.IGNORECASE)
     while t.startswith("(") and t.endswith(")"):
         t = t[1:-1].strip()
@@ -107,7 +122,8 @@ def _identity_ok(col: TargetColumn, ctype: sa.types.TypeEngine) -> bool:
 
 
 def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> TargetTable:
-    """The target sa.Table (PK and column checks included; indexes and FKs prepared, not yet attached)."""
+    """The target sa.Table (PK, column checks and generated columns included; indexes, FKs and the source's
+    CHECK constraints prepared, not yet attached)."""
     tgt = plan.target_dialect
     indexed = set(spec.key)
     for ix in plan.indexes:
@@ -115,6 +131,7 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
     for fk in plan.foreign_keys:
         indexed.update(n for n in (spec.by_origin(c) for c in fk.columns) if n)
     notes: list[str] = list(spec.notes)
+    omitted: list[tuple[str, str, str]] = []
     columns: list[sa.Column] = []
     checks: list[sa.CheckConstraint] = []
     for col in spec.columns:
@@ -123,12 +140,12 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
         args: list[object] = []
         auto = _identity_ok(col, ctype) and in_pk and len(spec.key) == 1
         if col.autoincrement and not auto:
-            notes.append(f"column {col.name}: auto-increment not kept (type {ctype!r} or composite key)")
+            omitted.append(("auto-increment", col.name, f"not kept (type {ctype!r} or composite key)"))
         if auto and tgt == "postgresql":
             args.append(sa.Identity(always=False))
         default, note = (None, None) if auto else translate_default(col.default, col.kind, plan.source_dialect, tgt)
         if note:
-            notes.append(f"column {col.name}: {note}")
+            omitted.append(("on update" if "ON UPDATE" in note.upper() else "default", col.name, note))
         columns.append(
             sa.Column(
                 col.name,
@@ -143,13 +160,58 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
         if col.kind.name == "enum" and col.kind.values and tgt != "mysql" and col.source_type is None:
             name = short_name(f"ck_{plan.target_table}_{col.name}", tgt)
             checks.append(sa.CheckConstraint(sa.column(col.name).in_(list(col.kind.values)), name=name))
+    _insert_generated(plan, spec, columns)
     kwargs: dict[str, object] = {"schema": plan.target_schema}
     if tgt == "mysql":
         kwargs.update(mysql_engine="InnoDB", mysql_charset="utf8mb4")
     if tgt == "sqlite" and plan.sqlite_autoincrement and plan.source_dialect == "sqlite":
         kwargs["sqlite_autoincrement"] = True
     table = sa.Table(plan.target_table, metadata, *columns, *checks, **kwargs)  # type: ignore[arg-type]
-    return TargetTable(plan=plan, spec=spec, table=table, notes=notes)
+    tt = TargetTable(plan=plan, spec=spec, table=table, notes=notes)
+    for kind, name, reason in omitted:
+        tt.omit(kind, name, reason)
+    _prepare_checks(tt)
+    return tt
+
+
+def _insert_generated(plan: TablePlan, spec: TargetSpec, columns: list[sa.Column]) -> None:
+    """The generated columns the plan keeps (``extras.plan_generated``), each after the column that precedes
+    it in the source; they are not loaded: the target computes them."""
+    order = plan.all_columns
+    origins = {c.name: c.origin for c in spec.columns}
+    for _pos, col in plan.generated:
+        sql, stored = col.computed or ("", False)
+        same = plan.source_dialect == plan.target_dialect
+        ctype = col.type if same else target_type(col.kind, plan.target_dialect)
+        new = sa.Column(col.name, ctype, sa.Computed(sa.text(sql), persisted=stored), nullable=True)
+        before = order[: order.index(col.name)] if col.name in order else []
+        at = 0
+        for i, c in enumerate(columns):
+            if origins.get(c.name, c.name) in before:
+                at = i + 1
+        columns.insert(at, new)
+
+
+def _prepare_checks(tt: TargetTable) -> None:
+    """The source's CHECK constraints in the target's SQL: on SQLite part of CREATE TABLE (it cannot add one
+    later), elsewhere added after the load (``extras.add_check``); one that does not translate is listed."""
+    from dmig.move import extras
+
+    plan = tt.plan
+    renamed = {c: tt.spec.by_origin(c) for c in plan.all_columns}
+    for _pos, col in plan.generated:
+        renamed[col.name] = col.name
+    for i, check in enumerate(plan.checks):
+        label = check.name or f"{plan.target_table}_check{i + 1}"
+        sql, why = extras.check_sql(plan, check, renamed)
+        if sql is None:
+            tt.omit("check", label, f"{check.sqltext}: {why}")
+            continue
+        name = short_name(check.name or f"{plan.target_table}_check{i + 1}", plan.target_dialect)
+        if plan.target_dialect == "sqlite":
+            tt.table.append_constraint(sa.CheckConstraint(sa.text(sql), name=name, info={"dmig_source": True}))
+        else:
+            tt.checks.append((name, sql))
 
 
 def _later_copy(table: sa.Table, later: sa.MetaData) -> sa.Table:
@@ -164,17 +226,34 @@ def attach_indexes(tt: TargetTable, used_names: set[str], later: sa.MetaData) ->
     """
     tgt = tt.plan.target_dialect
     copy = _later_copy(tt.table, later)
+    same = tt.plan.source_dialect == tgt
     for ix in tt.plan.indexes:
         cols = [tt.spec.by_origin(c) for c in ix.columns]
         if not all(cols):
-            tt.notes.append(f"index {ix.name} skipped: one of its columns was transformed or excluded")
+            tt.omit("index", ix.name, "skipped: one of its columns was transformed or excluded")
+            continue
+        special = ix.special
+        if special and not same:
+            tt.omit("index", ix.name, f"{special}: there is no equivalent on {tgt}, so it was not created")
+            continue
+        if ix.expressions and any(c != o for c, o in zip(cols, ix.columns, strict=True)):
+            tt.omit("index", ix.name, f"{special}: a column it uses is renamed")
             continue
         name = ix.name
         if tgt != "mysql" and (name in used_names or tt.plan.source_dialect == "mysql"):
             name = f"{tt.plan.target_table}_{ix.name}"
         name = short_name(name, tgt)
         used_names.add(name)
-        tt.indexes.append(sa.Index(name, *[copy.c[c] for c in cols if c], unique=ix.unique))
+        parts: list[object] = [copy.c[c] for c in cols if c]
+        if ix.expressions:  # same dialect: the source's own expressions, columns by name
+            parts = [copy.c[e] if e in copy.c else sa.text(e) for e in ix.expressions]
+        options = dict(ix.options) if same else {}
+        if options.get("postgresql_where") is not None:
+            options["postgresql_where"] = sa.text(str(options["postgresql_where"]))
+        index = sa.Index(name, *parts, unique=ix.unique, **options)
+        if index.table is None:  # expressions only: bound to the table explicitly
+            index._set_parent(copy)
+        tt.indexes.append(index)
 
 
 def attach_foreign_keys(tables: dict[str, TargetTable], later: sa.MetaData) -> None:
@@ -189,7 +268,7 @@ def attach_foreign_keys(tables: dict[str, TargetTable], later: sa.MetaData) -> N
             cols = [tt.spec.by_origin(c) for c in fk.columns]
             ref_cols = [ref.spec.by_origin(c) for c in fk.ref_columns] if ref else []
             if ref is None or not all(cols) or not all(ref_cols):
-                tt.notes.append(f"foreign key {fk.name or i} skipped: its table or columns are not copied unchanged")
+                tt.omit("foreign key", str(fk.name or i), "skipped: its table or columns are not copied unchanged")
                 continue
             sqlite = tt.plan.target_dialect == "sqlite"
             child = tt.table if sqlite else _later_copy(tt.table, later)
@@ -236,8 +315,63 @@ def is_empty(conn: sa.Connection, table: sa.Table) -> bool:
 
 
 def create_table(engine: Engine, tt: TargetTable) -> None:
+    """CREATE TABLE; when the target refuses it, each column default is tried on its own, the ones the target
+    refuses are named in the table's notes and left out, and the table is created without them.
+
+    A default that passes the translation can still be refused by the target (SQLite keeps ``'"0"'`` on a
+    BIGINT, PostgreSQL and MariaDB do not): one such default must not abort the copy of every table.
+    """
+    try:
+        with engine.begin() as conn:
+            tt.table.create(conn, checkfirst=True)
+        return
+    except database_errors():
+        checks = [c for c in tt.table.constraints if isinstance(c, sa.CheckConstraint) and c.info.get("dmig_source")]
+        refused_checks = [c for c in checks if not _check_accepted(engine, tt.table, c)]
+        defaults = [c for c in tt.table.columns if isinstance(c.server_default, sa.DefaultClause)]
+        refused = [c for c in defaults if not _default_accepted(engine, c)]
+        if not refused and not refused_checks:
+            raise
+    for col in refused:
+        text = str(col.server_default.arg)  # type: ignore[union-attr]
+        tt.omit("default", col.name, f"default {text} refused by the target and not carried over")
+        col.server_default = None
+    for check in refused_checks:
+        tt.omit("check", str(check.name), f"{check.sqltext}: refused by the target and not carried over")
+        tt.table.constraints.discard(check)
     with engine.begin() as conn:
         tt.table.create(conn, checkfirst=True)
+
+
+def _check_accepted(engine: Engine, table: sa.Table, check: sa.CheckConstraint) -> bool:
+    """Whether the target accepts the check on the table's columns, in a temporary table of its own."""
+    columns = [sa.Column(c.name, c.type) for c in table.columns if c.computed is None]
+    probe = sa.Table(
+        "dmig_probe_check", sa.MetaData(), *columns, sa.CheckConstraint(check.sqltext), prefixes=["TEMPORARY"]
+    )
+    return _probe_accepted(engine, probe)
+
+
+def _default_accepted(engine: Engine, col: sa.Column) -> bool:
+    """Whether the target accepts the column (type and default) in a temporary table of its own."""
+    probe = sa.Table(
+        "dmig_probe_default",
+        sa.MetaData(),
+        sa.Column(col.name, col.type, server_default=col.server_default.arg),  # type: ignore[union-attr]
+        prefixes=["TEMPORARY"],
+    )
+    return _probe_accepted(engine, probe)
+
+
+def _probe_accepted(engine: Engine, probe: sa.Table) -> bool:
+    try:
+        with engine.connect() as conn:
+            probe.create(conn)
+            probe.drop(conn)
+            conn.commit()  # a temporary table: nothing of the user's; a rollback could undo the DROP
+        return True
+    except database_errors():
+        return False
 
 
 def _db_error(exc: Exception) -> str:
@@ -334,6 +468,11 @@ def build_foreign_keys(
     return reports
 
 
+def _constraint_exists(conn: sa.Connection, fk: sa.ForeignKeyConstraint) -> bool:
+    stmt = sa.text("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(:t) AND conname = :n")
+    return conn.execute(stmt, {"t": table_sql(conn.dialect, fk.parent), "n": str(fk.name)}).first() is not None
+
+
 def _not_validated(engine: Engine, tt: TargetTable) -> set[str]:
     stmt = sa.text(
         "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:t) AND contype = 'f' AND NOT convalidated"
@@ -342,10 +481,32 @@ def _not_validated(engine: Engine, tt: TargetTable) -> set[str]:
         return set(conn.execute(stmt, {"t": table_sql(conn.dialect, tt.table)}).scalars())
 
 
+HOLD_ENV = "DMIG_TEST_HOLD_FOREIGN_KEY"
+
+
+def _hold_for_test() -> None:
+    """Test hook: with ``DMIG_TEST_HOLD_FOREIGN_KEY`` naming a file, the process creates it and waits here,
+    between adding a key NOT VALID and validating it, so a test can kill it in that window."""
+    marker = os.environ.get(HOLD_ENV)
+    if not marker:
+        return
+    Path(marker).touch()
+    while True:
+        time.sleep(1)
+
+
 def add_foreign_key_not_valid(engine: Engine, fk: sa.ForeignKeyConstraint) -> None:
-    """PostgreSQL: the key without checking the rows (instant); ``validate_or_drop`` checks them."""
+    """PostgreSQL: the key without checking the rows (instant); ``validate_or_drop`` checks them.
+
+    A key of that name already on the table is this run's own (the run created the table): an attempt
+    killed after adding it, valid or not. It is kept, and ``validate_or_drop`` validates it (a no-op
+    when it already is valid); adding it again would fail on every re-run ("already exists").
+    """
     with engine.begin() as conn:
+        if _constraint_exists(conn, fk):
+            return
         execute_plain(conn, ddl_sql(conn.dialect, sa.schema.AddConstraint(fk)) + " NOT VALID")
+    _hold_for_test()
 
 
 def validate_or_drop(engine: Engine, fk: sa.ForeignKeyConstraint) -> str | None:

@@ -33,11 +33,21 @@ from dmig.context import RunContext
 from dmig.db.engine import open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.errors import ConfirmationRequired, Conflict, DatabaseError, InvalidInput, UnreadableFile
-from dmig.move import postload, primarykey
+from dmig.move import extras, postload, primarykey
 from dmig.move import schema as S
 from dmig.move.checkpoints import TABLE_PART, PartState, Store, decode_key, encode_key
 from dmig.move.expressions import ExprCompiler
-from dmig.move.models import CopyRequest, CopySummary, IndexReport, TableCheck, TableSummary, Totals, Verification
+from dmig.move.models import (
+    CopyRequest,
+    CopySummary,
+    IndexReport,
+    Omission,
+    TableCheck,
+    TableMapping,
+    TableSummary,
+    Totals,
+    Verification,
+)
 from dmig.move.pages import fast_path_expected
 from dmig.move.partitions import Prestarted, plan_bounds, run_jobs
 from dmig.move.plan import TablePlan, reflect_plans
@@ -186,6 +196,7 @@ class _Copy:
                     self._announce_verify()
                     checking = pool.submit(self._verify_timed, entries)
                 self._post_load(entries)
+            self._views(entries)
             self.copy_seconds = time.monotonic() - self.started
             if checking is None:
                 self._announce_verify()
@@ -216,16 +227,22 @@ class _Copy:
     def _plan(self) -> list[Entry]:
         plans = reflect_plans(self.src, self.req, self.td)
         self._refuse_self_copy(plans)
+        schema = self.req.source_schema or None
+        self.omitted: list[Omission] = extras.never_copied(self.src, self.sd, schema, [p.source_table for p in plans])
         metadata = sa.MetaData()
         entries = []
         for plan in plans:
+            generated = extras.plan_generated(self.src, self.tgt, plan)
             spec, _ops = plan_target(plan)
             compiler = ExprCompiler(plan.source_table, set(plan.all_columns), self.sd)
             for _into, expr, _kind in spec.exprs:
                 compiler.compile(expr)
             for cond in plan.mapping.filter:
                 compiler.condition(cond)
-            entries.append(Entry(plan=plan, spec=spec, target=S.build_table(plan, spec, metadata)))
+            entry = Entry(plan=plan, spec=spec, target=S.build_table(plan, spec, metadata))
+            for o in generated:
+                entry.target.omit(o.kind, o.name, o.reason)
+            entries.append(entry)
         targets = [e.plan.target_table for e in entries]
         dupes = sorted({t for t in targets if targets.count(t) > 1})
         if dupes:
@@ -524,6 +541,8 @@ class _Copy:
             if e.created or self.td == "sqlite":
                 self._build_foreign_keys(e)
         for e in ok:
+            if e.created:
+                self._add_checks(e)
             S.reset_counters(self.tgt, e.target)
             failed = [r for r in e.reports if not r.ok]
             if failed:
@@ -535,6 +554,25 @@ class _Copy:
             self.tracker.set_state(e.name, "failed" if failed else "done")
             if e.finished is not None:
                 e.finished += e.index_seconds + e.fk_seconds
+
+    def _add_checks(self, e: Entry) -> None:
+        """The source's CHECK constraints, once the rows are in (SQLite's are part of its CREATE TABLE)."""
+        for name, sql in e.target.checks:
+            error = extras.add_check(self.tgt, e.target.table, name, sql)
+            if error is not None:
+                e.target.omit("check", name, f"{sql}: not kept, the target refused it or the rows break it ({error})")
+
+    def _views(self, entries: list[Entry]) -> None:
+        """The source's views whose tables this run copied unchanged under their own names."""
+        copied = {
+            e.name
+            for e in entries
+            if not e.error and e.plan.target_table == e.name and e.plan.mapping == TableMapping()
+        }
+        _done, omitted = extras.copy_views(
+            self.src, self.tgt, self.sd, self.td, self.req.source_schema or None, copied, self.req.target_schema
+        )
+        self.omitted += omitted
 
     def _build_indexes(self, e: Entry) -> None:
         """MySQL/MariaDB and SQLite targets (PostgreSQL's go through ``postload.Builds``)."""
@@ -588,7 +626,9 @@ class _Copy:
             tables_done=sum(1 for t in tables if t.state == "done"),
             tables_failed=sum(1 for t in tables if t.state == "failed"),
         )
-        ok = totals.tables_failed == 0 and verification.ok is not False
+        over_budget = totals.rejects > self.req.max_rejects
+        ok = totals.tables_failed == 0 and verification.ok is not False and not over_budget
+        not_carried = [*[o for e in entries for o in e.target.omitted], *self.omitted]
         reject_file = None
         if wrote_rejects:
             try:
@@ -611,8 +651,10 @@ class _Copy:
             tables=tables,
             totals=totals,
             reject_file=reject_file,
+            max_rejects=self.req.max_rejects,
+            not_carried=not_carried,
             verification=verification,
-            message=_message(totals, verification, complete, resumed, reject_file),
+            message=_message(totals, verification, complete, resumed, reject_file, self.req.max_rejects, not_carried),
         )
 
     def _table_summary(self, e: Entry, parts: dict[int, PartState]) -> TableSummary:
@@ -654,7 +696,15 @@ class _Missing:
 _NONE: Any = _Missing()
 
 
-def _message(totals: Totals, v: Verification, complete: bool, resumed: bool, reject_file: str | None) -> str:
+def _message(
+    totals: Totals,
+    v: Verification,
+    complete: bool,
+    resumed: bool,
+    reject_file: str | None,
+    max_rejects: int,
+    not_carried: list[Omission],
+) -> str:
     if complete:
         head = (
             f"already complete: {totals.rows:,} rows in {totals.tables_done} table(s); pass restart=true to copy again"
@@ -667,8 +717,13 @@ def _message(totals: Totals, v: Verification, complete: bool, resumed: bool, rej
     parts = [head]
     if totals.tables_failed:
         parts.append(f"{totals.tables_failed} table(s) FAILED (see tables[].error)")
-    if totals.rejects:
-        parts.append(f"{totals.rejects} row(s) rejected, see {reject_file}")
+    if totals.rejects > max_rejects:
+        budget = f"more than max_rejects={max_rejects}" if max_rejects else "and no reject budget was set (max_rejects)"
+        parts.append(f"{totals.rejects} row(s) rejected {budget}: the copy is NOT complete, see {reject_file}")
+    elif totals.rejects:
+        parts.append(f"{totals.rejects} row(s) rejected (within max_rejects={max_rejects}), see {reject_file}")
+    if not_carried:
+        parts.append(f"{len(not_carried)} schema object(s) not carried over (see not_carried)")
     if v.ran:
         parts.append("verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify")
     return "; ".join(parts)

@@ -12,7 +12,11 @@ splits big tables into key ranges copied by parallel worker processes, creates t
 type mapping (docs/copy-type-mapping.md), builds indexes and foreign keys after the load and resets
 auto-increment counters. Checkpoints live in the target (dmig_checkpoints): re-running the same command after
 any failure resumes with no duplicate and no missing row (restart=true starts over). Rows the target refuses go
-to a JSON Lines reject file (up to reject_limit per table) without stopping the copy. Modes: create (default;
+to a JSON Lines reject file (up to reject_limit per table) without stopping the copy, but the copy only succeeds
+(ok, exit 0) when no more than max_rejects rows (default 0) were rejected in all. Generated columns, CHECK
+constraints, views and index kinds are carried where the target can hold them (verified); everything not
+carried over (triggers, procedures, untranslatable checks/views/indexes, refused defaults) is named in
+not_carried with the reason. Modes: create (default;
 refuses non-empty target tables), truncate (DESTROYS target rows; needs the confirm token this tool returns),
 append, incremental (only rows newer than a key or a timestamp, existing rows updated: the catch-up pass before
 cutover). mapping per table: target_table, exclude_columns, filter [{column, op, value}], transforms [rename,
@@ -36,6 +40,10 @@ def _render(out: CopySummary) -> str:
         )
         if t.error:
             lines.append(f"    error: {t.error}")
+        carried = {f"{o.kind} {o.name}" for o in out.not_carried if o.table == t.table}
+        for note in t.notes:
+            if not any(note.startswith(c) for c in carried):  # those are listed under "not carried over"
+                lines.append(f"    note: {note}")
         for col, n in t.warnings.items():
             lines.append(f"    warning: {n} value(s) of {col} changed (e.g. zero date -> NULL)")
     if out.verification.ran:
@@ -48,6 +56,17 @@ def _render(out: CopySummary) -> str:
             )
     if out.reject_file:
         lines.append(f"rejected rows: {out.reject_file}")
+    if out.totals.rejects > out.max_rejects:
+        lines.append(
+            f"FAILED: {out.totals.rejects} row(s) rejected, the budget is {out.max_rejects} "
+            "(--max-rejects N to accept up to N rejected rows)"
+        )
+    if out.not_carried:
+        lines.append("")
+        lines.append(f"not carried over ({len(out.not_carried)}):")
+        for o in out.not_carried:
+            where = f"{o.table}." if o.table else ""
+            lines.append(f"  {o.kind} {where}{o.name}: {o.reason}")
     return "\n".join(lines)
 
 

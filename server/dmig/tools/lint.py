@@ -25,15 +25,11 @@ from dmig.spec.render import render_spec
 
 
 class LintInput(Input):
-    spec: Path | None = Field(
-        default=None, description="Path (inside the project) of a YAML/JSON migration spec."
-    )
+    spec: Path | None = Field(default=None, description="Path (inside the project) of a YAML/JSON migration spec.")
     spec_inline: JsonObject | None = Field(
         default=None, description="A migration spec given inline (same shape as the file)."
     )
-    sql: SqlText | None = Field(
-        default=None, description="Raw SQL to lint (statements separated by ;)."
-    )
+    sql: SqlText | None = Field(default=None, description="Raw SQL to lint (statements separated by ;).")
     dialect: Literal["postgresql", "mysql", "sqlite"] | None = Field(
         default=None, description="Dialect to lint for when no url is given (default: postgresql)."
     )
