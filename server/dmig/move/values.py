@@ -352,7 +352,6 @@ def _float_within_scale(scale: int) -> Converter:
     return number
 
 
-
 def _naive_iso(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
     if value.tzinfo is not None:
