@@ -72,6 +72,4 @@ def sqlite_column_types(url: str, table: str) -> dict[str, str]:
 
 
 def column_types(url: str, kind: str, table: str) -> dict[str, str]:
-    return {"mysql": mysql_column_types, "postgresql": pg_column_types, "sqlite": sqlite_column_types}[kind](
-        url, table
-    )
+    return {"mysql": mysql_column_types, "postgresql": pg_column_types, "sqlite": sqlite_column_types}[kind](url, table)

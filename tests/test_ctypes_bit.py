@@ -38,7 +38,9 @@ def _read(url: str) -> dict[int, tuple[int | None, ...]]:
 
 @pytest.mark.mysql
 @pytest.mark.parametrize("target_kind", DIALECTS)
-def test_mysql_bit_keeps_its_values(request: pytest.FixtureRequest, tmp_path: Path, project: Path, target_kind: str) -> None:
+def test_mysql_bit_keeps_its_values(
+    request: pytest.FixtureRequest, tmp_path: Path, project: Path, target_kind: str
+) -> None:
     src = db(request, tmp_path, "mysql", "source")
     tgt = db(request, tmp_path, target_kind, "target")
     values = ", ".join(
@@ -72,9 +74,7 @@ def test_postgresql_bit_keeps_its_values(
 ) -> None:
     src = db(request, tmp_path, "postgresql", "source")
     tgt = db(request, tmp_path, target_kind, "target")
-    values = ", ".join(
-        f"({i}, {', '.join('NULL' if v is None else f'B{v!r}' for v in r)})" for i, r in PG_ROWS.items()
-    )
+    values = ", ".join(f"({i}, {', '.join('NULL' if v is None else f'B{v!r}' for v in r)})" for i, r in PG_ROWS.items())
     run_sql(
         src,
         "CREATE TABLE flags (id INT PRIMARY KEY, b1 BIT(1), b8 BIT(8), b64 BIT(12))",

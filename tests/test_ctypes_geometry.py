@@ -39,8 +39,14 @@ def test_mysql_geometry(request: pytest.FixtureRequest, tmp_path: Path, project:
     [table] = out.tables
     assert table.state == "done" and table.rejects == 0 and table.rows == 2, out.model_dump_json(indent=1)
     if target_kind == "mysql":
-        got = query(tgt, "SELECT id, ST_AsText(p), ST_SRID(p), ST_AsText(ls), ST_AsText(poly), ST_AsText(g) FROM shapes ORDER BY id")
-        want = query(src, "SELECT id, ST_AsText(p), ST_SRID(p), ST_AsText(ls), ST_AsText(poly), ST_AsText(g) FROM shapes ORDER BY id")
+        got = query(
+            tgt,
+            "SELECT id, ST_AsText(p), ST_SRID(p), ST_AsText(ls), ST_AsText(poly), ST_AsText(g) FROM shapes ORDER BY id",
+        )
+        want = query(
+            src,
+            "SELECT id, ST_AsText(p), ST_SRID(p), ST_AsText(ls), ST_AsText(poly), ST_AsText(g) FROM shapes ORDER BY id",
+        )
         assert got == want
         types = column_types(tgt, "mysql", "shapes")
         assert (types["p"], types["ls"], types["poly"], types["g"]) == ("point", "linestring", "polygon", "geometry")

@@ -169,9 +169,13 @@ def test_fractional_second_precision(
             "INSERT INTO ts VALUES (1, '2024-01-02 03:04:05.678', '12:00:01.25', '2024-01-02 03:04:05.6',"
             " '2024-01-02 03:04:05', '23:59:59')",
         )
-        want = {"a": "timestamp(3) without time zone", "b": "time(2) without time zone",
-                "c": "timestamp(1) with time zone", "d": "timestamp(0) without time zone",
-                "e": "time(0) without time zone"}
+        want = {
+            "a": "timestamp(3) without time zone",
+            "b": "time(2) without time zone",
+            "c": "timestamp(1) with time zone",
+            "d": "timestamp(0) without time zone",
+            "e": "time(0) without time zone",
+        }
     else:
         run_sql(
             src,
@@ -192,7 +196,9 @@ def test_fractional_second_precision(
 
 @pytest.mark.pg
 @pytest.mark.parametrize("target_kind", DIALECTS)
-def test_timetz_keeps_its_offset(request: pytest.FixtureRequest, tmp_path: Path, project: Path, target_kind: str) -> None:
+def test_timetz_keeps_its_offset(
+    request: pytest.FixtureRequest, tmp_path: Path, project: Path, target_kind: str
+) -> None:
     src = db(request, tmp_path, "postgresql", "source")
     tgt = db(request, tmp_path, target_kind, "target")
     run_sql(

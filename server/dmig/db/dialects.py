@@ -404,7 +404,8 @@ def column_catalog(
     conn: sa.Connection, schema: str | None, table: str
 ) -> dict[str, tuple[str, str | None, str | None]]:
     """Per column: the catalog's type text, and on MySQL/MariaDB its character set and collation (which
-    SQLAlchemy's reflection states only where they differ from the table's default). Empty for SQLite."""
+    SQLAlchemy's reflection states only where they differ from the table's default). On SQLite the declared
+    type, which is empty for a column declared without one."""
     flavor = flavor_of(conn)
     if flavor in ("mysql", "mariadb"):
         rows = conn.execute(_MYSQL_CATALOG, {"schema": schema, "table": table}).all()
@@ -412,8 +413,8 @@ def column_catalog(
         name = conn.dialect.identifier_preparer.format_table(sa.table(table, schema=schema))
         rows = conn.execute(_PG_CATALOG, {"name": name}).all()
     else:
-        return {}
-    return {str(r[0]): (str(r[1]), r[2], r[3]) for r in rows}
+        rows = conn.execute(sa.text("SELECT name, type, NULL, NULL FROM pragma_table_info(:table)"), {"table": table})
+    return {str(r[0]): (str(r[1] or ""), r[2], r[3]) for r in rows}
 
 
 _MARIADB_CHECKS = sa.text(

@@ -218,8 +218,8 @@ def _complete_types(conn: sa.Connection, dialect: str, table: str, schema: str |
     catalog = column_catalog(conn, schema, table)
     for c in raw_cols:
         text, charset, collation = catalog.get(c["name"], (None, None, None))
-        if isinstance(c["type"], sa.types.NullType) and text:
-            c["type"] = NativeType(text)
+        if isinstance(c["type"], sa.types.NullType) and text is not None:
+            c["type"] = NativeType(text)  # "" on SQLite: a column declared without a type (no affinity)
         elif collation and hasattr(c["type"], "collation"):
             c["type"].collation, c["type"].charset = collation, charset
 

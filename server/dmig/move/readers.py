@@ -23,6 +23,84 @@ from dmig.move.rawconn import RawConn
 from dmig.move.transforms import TargetSpec
 
 
+def _accept_midnight_end(conn: Any) -> None:
+    """Values PostgreSQL holds and Python's datetime cannot, which psycopg would fail the whole page on,
+    arrive as PostgreSQL's own text instead: ``time`` 24:00:00, ``date``/``timestamp(tz)`` infinity and
+    -infinity, years after 9999 and BC years. PostgreSQL targets take that text as it is; the target
+    adapters reject it per row where the target has no such value (MariaDB), SQLite keeps the text."""
+    from psycopg.types import datetime as pgdt
+
+    class Time(pgdt.TimeBinaryLoader):
+        def load(self, data: Any) -> Any:
+            return "24:00:00" if bytes(data) == END_OF_DAY_US else super().load(data)
+
+    class Date(pgdt.DateBinaryLoader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except pgdt.DataError:
+                return pg_date_text(int.from_bytes(bytes(data), "big", signed=True))
+
+    class Timestamp(pgdt.TimestampBinaryLoader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except pgdt.DataError:
+                return pg_timestamp_text(int.from_bytes(bytes(data), "big", signed=True), "")
+
+    class Timestamptz(pgdt.TimestamptzBinaryLoader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except pgdt.DataError:  # our sessions run in UTC
+                return pg_timestamp_text(int.from_bytes(bytes(data), "big", signed=True), "+00")
+
+    for name, loader in (("time", Time), ("date", Date), ("timestamp", Timestamp), ("timestamptz", Timestamptz)):
+        conn.adapters.register_loader(name, loader)
+
+
+END_OF_DAY_US = (86_400_000_000).to_bytes(8, "big")
+_EPOCH_DAYS = 10_957  # 2000-01-01 (PostgreSQL's epoch) in days after 1970-01-01
+_DAY_US = 86_400_000_000
+_INT4, _INT8 = 2**31 - 1, 2**63 - 1
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """Proleptic Gregorian (year, month, day) of a day count from 1970-01-01, any year (H. Hinnant's algorithm)."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _date_part(days: int) -> tuple[str, str]:
+    y, m, d = _civil(days)
+    return (f"{y:04d}-{m:02d}-{d:02d}", "") if y > 0 else (f"{1 - y:04d}-{m:02d}-{d:02d}", " BC")
+
+
+def pg_date_text(pg_days: int) -> str:
+    """PostgreSQL's text of a binary ``date`` (days after 2000-01-01), infinities included."""
+    if pg_days in (_INT4, -_INT4 - 1):
+        return "infinity" if pg_days > 0 else "-infinity"
+    text, era = _date_part(pg_days + _EPOCH_DAYS)
+    return text + era
+
+
+def pg_timestamp_text(pg_us: int, zone: str) -> str:
+    """PostgreSQL's text of a binary ``timestamp``/``timestamptz`` (microseconds after 2000-01-01)."""
+    if pg_us in (_INT8, -_INT8 - 1):
+        return "infinity" if pg_us > 0 else "-infinity"
+    days, us = divmod(pg_us, _DAY_US)
+    secs, us = divmod(us, 1_000_000)
+    text, era = _date_part(days + _EPOCH_DAYS)
+    return f"{text} {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{us:06d}{zone}{era}"
+
+
 class Page(list):  # type: ignore[type-arg]
     """Source rows plus ``bad``: row index -> why that row cannot be copied as it was read."""
 
@@ -37,6 +115,7 @@ class Reader:
         self.raw = RawConn(engine)
         if self.raw.name == "postgresql":
             self.raw.dbapi.autocommit = True
+            _accept_midnight_end(self.raw.dbapi)
         elif self.raw.name == "mysql":
             self.raw.dbapi.autocommit(True)
         self.compiler = ExprCompiler(plan.source_table, set(all_columns), self.raw.name)

@@ -2,7 +2,9 @@
 
 A reflected source column is first reduced to a dialect-neutral :class:`Kind`; the target
 column type is then chosen from the kind. Same-dialect copies keep the reflected type exactly
-(PostgreSQL arrays, intervals, native enums; MySQL unsigned integers, SET, YEAR ...), so only
+(PostgreSQL arrays, intervals, native enums; MySQL unsigned integers, SET, YEAR, BIT ...; types
+SQLAlchemy does not know, such as geometry, INET6 or PostgreSQL's point and circle, as the catalog's
+own type text, see :class:`NativeType`; MySQL character sets and collations per column), so only
 cross-dialect copies go through the table below. The full table with the reasons lives in
 ``docs/copy-type-mapping.md``; this is the authoritative summary the code implements:
 
@@ -19,25 +21,41 @@ unsigned bigint             NUMERIC(20,0)              BIGINT UNSIGNED          
 decimal(p,s)                NUMERIC(p,s)               DECIMAL(p,s) (p<=65)        NUMERIC(p,s) p<=15, else TEXT
 decimal (unbounded)         NUMERIC                    DECIMAL(65,30)              TEXT
 float 32 / 64               REAL / DOUBLE PRECISION    FLOAT / DOUBLE              REAL
-varchar(n) / char(n)        VARCHAR(n) / CHAR(n)       VARCHAR(n) / CHAR(n)        VARCHAR(n) / CHAR(n)
+varchar(n) / char(n)        VARCHAR(n) / CHAR(n)       VARCHAR(n) / CHAR(n) [1]    VARCHAR(n) / CHAR(n)
 text (any size)             TEXT                       LONGTEXT (VARCHAR(255) if   TEXT
-                                                       part of a key or index)
-enum(values)                TEXT + CHECK (IN values)   ENUM(values) (native)       TEXT + CHECK (IN values)
+                                                       part of a key or index) [1]
+enum(values)                TEXT + CHECK (IN values)   ENUM(values) (native) [1]   TEXT + CHECK (IN values)
+bits (MySQL BIT(n),         BOOLEAN if n = 1 (as       BIT(n)                      INTEGER (TEXT, decimal
+  PostgreSQL bit(n<=64))      pgloader), else BIT(n)                                 digits, for n = 64)
 json / jsonb                JSONB                      JSON                        TEXT
 blob / bytea / varbinary    BYTEA                      LONGBLOB (VARBINARY(255)    BLOB
                                                        if part of a key/index)
 date                        DATE                       DATE                        DATE (ISO text)
-time                        TIME                       TIME(6)                     TIME (ISO text)
-naive timestamp/datetime    TIMESTAMP                  DATETIME(6)                 DATETIME (ISO text)
-aware timestamptz / MySQL   TIMESTAMPTZ                DATETIME(6) holding UTC     DATETIME (ISO text, UTC)
-  TIMESTAMP
+time(p)                     TIME(p)                    TIME(p) [2]                 TIME (ISO text)
+timetz(p) (PostgreSQL)      TIMETZ(p)                  VARCHAR(40): text with      TEXT: text with offset
+                                                       offset (12:00:00+02:00)     (12:00:00+02:00)
+naive timestamp/datetime(p) TIMESTAMP(p)               DATETIME(p) [2]             DATETIME (ISO text)
+aware timestamptz / MySQL   TIMESTAMPTZ(p)             DATETIME(p) holding UTC     DATETIME (ISO text, UTC)
+  TIMESTAMP(p)
 uuid                        UUID                       CHAR(36)                    CHAR(36)
-other (interval, arrays,    TEXT (PostgreSQL's text    LONGTEXT                    TEXT
-  inet, SET, YEAR, bit ...)   form of the value)
+geometry (MariaDB POINT,    TEXT: WKT (ST_AsText),     same type (native binary,   TEXT: WKT, SRID not kept
+  LINESTRING, GEOMETRY ...)   SRID not kept              SRID kept)
+other (interval, arrays,    TEXT (PostgreSQL's text    LONGTEXT [1]                TEXT
+  inet, SET, YEAR, varbit,    form of the value: point
+  point, circle, INET6 ...)   (1,2), circle <(0,0),1>)
 ==========================  =========================  ==========================  ======================
 
+[1] Text columns created on MariaDB from another dialect use ``utf8mb4_nopad_bin`` (see
+    ``MYSQL_TEXT_COLLATION``): they compare as PostgreSQL and SQLite do, so 'a', 'A', 'ä' and 'b '
+    stay distinct keys.
+[2] The precision is the source's: MySQL's default is 0, PostgreSQL's and SQLite's (none) are 6.
+
 Values, not only types, are mapped (see ``dmig.move.values``): MySQL zero dates
-(``0000-00-00``) become NULL and are counted per column as warnings; sessions run in UTC so
+(``0000-00-00``) copied to another dialect become NULL and are counted per column as warnings (a
+NOT NULL column's row is rejected, naming the zero date); MySQL to MySQL keeps them as they are;
+NaN/Infinity doubles are rejected per row where the target cannot hold them (MariaDB: none of
+them, SQLite: NaN); PostgreSQL values Python cannot hold (time 24:00:00, infinity, BC, year
+10000+) travel as PostgreSQL's text; a key 0 stays 0 on MariaDB; sessions run in UTC so
 ``timestamptz`` and MySQL ``TIMESTAMP`` values are converted to and from UTC; ``tinyint(1)``
 values other than 0/1 become true; a MySQL ``TIME`` outside 00:00..24:00 is rejected when the
 target is not MySQL. Auto-increment / identity / serial primary keys become an identity column

@@ -352,7 +352,6 @@ def _float_within_scale(scale: int) -> Converter:
     return number
 
 
-
 def _naive_iso(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
     if value.tzinfo is not None:
@@ -506,10 +505,12 @@ def target_adapter(kind: Kind, target: str) -> Converter | None:
             # SQLite does not round to the declared scale as PostgreSQL and MySQL do; we do, the same way.
             rounder = _rounder(kind.scale)
             return _nullable(lambda v: format(rounder(v), "f") if isinstance(v, Decimal) else v)
+        # A str here is PostgreSQL's text of a value Python cannot hold (infinity, year 10000+, BC; see
+        # readers): SQLite keeps dates as text anyway, so it is stored as that text.
         if n == "datetime":
-            return _nullable(_sqlite_datetime)
+            return _nullable(lambda v: v if isinstance(v, str) else _sqlite_datetime(v))
         if n == "date":
-            return _nullable(lambda v: v.isoformat())
+            return _nullable(lambda v: v if isinstance(v, str) else v.isoformat())
         if n == "time":
             return _nullable(lambda v: v.strftime("%H:%M:%S.%f") if isinstance(v, dt.time) else _text(v))
         if n == "int":
