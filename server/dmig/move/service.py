@@ -63,6 +63,7 @@ from dmig.move.worker import PartitionJob, PartitionResult
 from dmig.redact import redact
 
 REJECTS_DIR = "docs/migrations/rejects"
+RECORDS_DIR = "docs/migrations/copies"  # finished runs' checkpoints, once out of the target (checkpoints.Store)
 STREAM_MIN_ROWS = 1_000  # smaller tables are verified by one checksum query per side instead
 
 
@@ -169,11 +170,15 @@ class _Copy:
         self.reject_path = self.rc.project_path(self.req.reject_file, default=f"{REJECTS_DIR}/{self.run_id}.jsonl")
         if self.reject_path.is_dir():  # refused before any row moves, not when the rejects are written
             raise UnreadableFile("reject_file names a folder: give a file path", reason="not_a_file")
-        self.store = Store(self.tgt, self.run_id, self.req.target_schema)
+        record = self.rc.project_path(None, default=f"{RECORDS_DIR}/{self.run_id}.json")
+        self.store = Store(self.tgt, self.run_id, self.req.target_schema, record)
         self.store.ensure()
         if self.req.restart:
             self.store.forget()
         state = self.store.load()
+        if state and not self.store.in_target() and not self._targets_exist(entries):
+            self.store.forget()  # finished once, but its tables are gone from the target: copy afresh
+            state = {}
         complete = bool(state) and all(state.get(n, {}).get(TABLE_PART, _NONE).state == "done" for n in names)
         if complete and self.req.mode == "incremental":
             self.store.forget()  # a finished catch-up pass: the same command runs the next pass
@@ -203,7 +208,27 @@ class _Copy:
             verification = checking.result() if checking is not None else self._verify_timed(entries)
         state = self.store.load()
         wrote = write_reject_file(self.reject_path, self.run_id, self.store.all_rejects())
-        return self._summary(entries, state, resumed, complete, wrote, verification)
+        summary = self._summary(entries, state, resumed, complete, wrote, verification)
+        if summary.ok:
+            self.store.finish(display_url(self.tgt_url))
+        left = self.store.tidy()
+        summary.bookkeeping = self._bookkeeping(summary.ok, left)
+        return summary
+
+    def _targets_exist(self, entries: list[Entry]) -> bool:
+        insp = sa.inspect(self.tgt)
+        return all(insp.has_table(e.plan.target_table, schema=e.plan.target_schema) for e in entries)
+
+    def _bookkeeping(self, ok: bool, left: list[str]) -> str:
+        """Where this run's state is now, for the summary (the user's schema keeps nothing of a finished run
+        but rejected rows)."""
+        record = self.store.record
+        shown = str(record.relative_to(self.rc.project_dir.resolve())) if record is not None else "?"
+        if ok:
+            text = f"run recorded in {shown}; "
+            kept = [f"{n} (rejected rows)" if "rejects" in n else f"{n} (other runs' checkpoints)" for n in left]
+            return text + (f"the target keeps {', '.join(kept)}" if kept else "no bookkeeping table left in the target")
+        return f"checkpoints kept in the target ({', '.join(left) or 'none'}): run the same command again to resume"
 
     def _threads(self, tables: int) -> int:
         """Tables side by side after the load (the target database does the work, each table on its own

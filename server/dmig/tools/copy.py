@@ -56,6 +56,8 @@ def _render(out: CopySummary) -> str:
             )
     if out.reject_file:
         lines.append(f"rejected rows: {out.reject_file}")
+    if out.bookkeeping:
+        lines.append(f"bookkeeping: {out.bookkeeping}")
     if out.totals.rejects > out.max_rejects:
         lines.append(
             f"FAILED: {out.totals.rejects} row(s) rejected, the budget is {out.max_rejects} "
