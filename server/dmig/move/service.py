@@ -6,7 +6,9 @@ The order matters for the guarantees:
    mappings, a non-empty target in create mode, a missing truncate confirmation).
 2. A run has an id derived from what it copies (source, target, tables, mapping, mode), and
    all of its progress lives in the target (``dmig_checkpoints``), so running the same command
-   again after any failure (``kill -9`` included) resumes exactly; ``restart`` forgets it.
+   again after any failure (``kill -9`` included) resumes exactly; ``restart`` forgets it. Once the
+   run is complete and verified its checkpoints move to a record file in the project and the empty
+   ``dmig_`` tables are dropped: the user's schema keeps nothing of the copy but rejected rows.
 3. Rows are loaded with secondary indexes and foreign keys absent; they are built afterwards
    and their time is part of the measured time.
 """
