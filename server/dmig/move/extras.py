@@ -346,9 +346,10 @@ def copy_views(
             break
         for name in sorted(ready):
             sql, _reads = todo.pop(name)
-            problem = None if name in existing else _create_view(tgt, name, sql)
-            if problem is None:
-                problem = _same_count(src, tgt, name)
+            if name in existing:  # not ours to check or drop (a run resumed after this step lists it too)
+                problem = "a view of that name already exists in the target; it was left as it is"
+            else:
+                problem = _create_view(tgt, name, sql) or _same_count(src, tgt, name)
             if problem is None:
                 done.append(name)
             else:

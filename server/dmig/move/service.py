@@ -203,7 +203,7 @@ class _Copy:
                     self._announce_verify()
                     checking = pool.submit(self._verify_timed, entries)
                 self._post_load(entries)
-            self._views(entries)
+                self._views(entries)
             self.copy_seconds = time.monotonic() - self.started
             if checking is None:
                 self._announce_verify()
@@ -590,11 +590,12 @@ class _Copy:
                 e.target.omit("check", name, f"{sql}: not kept, the target refused it or the rows break it ({error})")
 
     def _views(self, entries: list[Entry]) -> None:
-        """The source's views whose tables this run copied unchanged under their own names."""
+        """The source's views whose tables this run created and copied unchanged under their own names (never
+        on tables of the user's: append and incremental modes load into those)."""
         copied = {
             e.name
             for e in entries
-            if not e.error and e.plan.target_table == e.name and e.plan.mapping == TableMapping()
+            if e.created and not e.error and e.plan.target_table == e.name and e.plan.mapping == TableMapping()
         }
         _done, omitted = extras.copy_views(
             self.src, self.tgt, self.sd, self.td, self.req.source_schema or None, copied, self.req.target_schema
