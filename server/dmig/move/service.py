@@ -751,7 +751,7 @@ def _message(
     elif totals.rejects:
         parts.append(f"{totals.rejects} row(s) rejected (within max_rejects={max_rejects}), see {reject_file}")
     if not_carried:
-        parts.append(f"{len(not_carried)} schema object(s) not carried over (see not_carried)")
+        parts.append(f"{len(not_carried)} schema object(s) not carried over (each named with the reason: not_carried)")
     if v.ran:
         parts.append("verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify")
     return "; ".join(parts)
