@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         wanted = {MARKER_OF[name] for name in getattr(item, "fixturenames", ()) if name in MARKER_OF}
         callspec = getattr(item, "callspec", None)
-        for value in (callspec.params.values() if callspec else ()):
+        for value in callspec.params.values() if callspec else ():
             wanted.update(_markers_named(value))
         for name in sorted(wanted - {m.name for m in item.iter_markers()}):
             item.add_marker(name)

@@ -267,3 +267,34 @@ def planned_targets(src: str, tgt: str, project: Path) -> dict[str, Any]:
     finally:
         src_engine.dispose()
         tgt_engine.dispose()
+
+
+def run_records(project: Path) -> list[Path]:
+    """The record files of the finished copies of ``project`` (their checkpoints, moved out of the target)."""
+    return sorted((project / "docs" / "migrations" / "copies").glob("*.json"))
+
+
+def recorded_checkpoints(project: Path, target: str | None = None) -> list[dict[str, Any]]:
+    """The checkpoint rows of every finished copy of ``project`` (into ``target`` when given), as the target
+    held them."""
+    from dmig.db.urls import display_url
+
+    shown = display_url(parse_url(target)) if target is not None else None
+    out: list[dict[str, Any]] = []
+    for path in run_records(project):
+        record = json.loads(path.read_text())
+        if shown is None or record.get("target") == shown:
+            out += record["checkpoints"]
+    return out
+
+
+def edit_recorded_info(project: Path, part: int, edit: Any) -> None:
+    """Change the info of partition ``part`` in the (single) finished copy's record: ``edit(info) -> None``."""
+    [path] = run_records(project)
+    data = json.loads(path.read_text())
+    for row in data["checkpoints"]:
+        if row["part"] == part:
+            info = json.loads(row["info"])
+            edit(info)
+            row["info"] = json.dumps(info)
+    path.write_text(json.dumps(data))

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from copy_helpers import cli, popen, run_copy
+from copy_helpers import cli, edit_recorded_info, popen, run_copy
 from dmig import native
 from dmig.diff.service import diff_table
 from dmig.move import nativepath, passthrough
@@ -276,19 +276,19 @@ def test_native_and_python_paths_store_identical_rows(
         for tgt in (pg_url, pg_url2):
             result = diff_table(src, tgt, table, key=["id"])
             assert result.equal, (table, result.model_dump_json(indent=1))
-        assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url2, table))
+        assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url2, table, project))
 
     for table in ("clean", "gapped", "empty"):
         check = _check(fast, table)
         assert (check.checksum, check.method) == ("match", "echo"), check
-        parts = _partitions(pg_url, table)
+        parts = _partitions(pg_url, table, project)
         assert {p.get("path") for p in parts} == {nativepath.PATH}
         assert not any(p.get("redone_pages") for p in parts)
     assert _table(fast, "clean").partitions > 1 and _table(fast, "gapped").partitions > 1
 
     odd = _check(fast, "odd")
     assert odd.checksum == "match" and odd.method != "echo", odd
-    parts = _partitions(pg_url, "odd")
+    parts = _partitions(pg_url, "odd", project)
     assert {p.get("path") for p in parts} == {nativepath.PATH}
     assert sum(p.get("redone_pages", 0) for p in parts) >= 1
     assert {"spec": "mixed"} in [p.get(nativepath.INFO_KEY) for p in parts]
@@ -313,7 +313,7 @@ def test_reals_off_the_scale_bail_and_round_as_the_python_path_does(
         got = dict(conn.exec_driver_sql("SELECT id, amount::text FROM money WHERE id <= 5").all())
     assert got == {i: text for i, (_, text) in ROUNDED.items()}
     assert _rows_as_text(pg_url, "money") == _rows_as_text(pg_url2, "money")
-    assert sum(p.get("redone_pages", 0) for p in _partitions(pg_url, "money")) >= 1
+    assert sum(p.get("redone_pages", 0) for p in _partitions(pg_url, "money", project)) >= 1
     # Rounding changes the value, and both paths' verification says so alike, naming the same rows.
     checks = [_check(out, "money") for out in (fast, slow)]
     assert [(c.checksum, c.method, c.detail) for c in checks] == [("differ", "diff", checks[1].detail)] * 2
@@ -344,10 +344,10 @@ def _rerun(src: str, pg_url: str, project: Path) -> tuple[CopySummary, TableChec
 
 def test_a_tampered_echo_sum_falls_back_to_another_check(tmp_path: Path, pg_url: str, project: Path) -> None:
     src = _native_copy(tmp_path, pg_url, project)
-    with _connected(pg_url, write=True) as conn:
-        info = json.loads(conn.exec_driver_sql("SELECT info FROM dmig_checkpoints WHERE part = 0").scalar_one())
-        info[nativepath.INFO_KEY]["sum"] = str(int(info[nativepath.INFO_KEY]["sum"]) + 1)
-        conn.execute(sa.text("UPDATE dmig_checkpoints SET info = :i WHERE part = 0"), {"i": json.dumps(info)})
+    # a finished copy's checkpoints are in the project's record file, not in the target
+    edit_recorded_info(
+        project, 0, lambda info: info[nativepath.INFO_KEY].update(sum=str(int(info[nativepath.INFO_KEY]["sum"]) + 1))
+    )
 
     out, check = _rerun(src, pg_url, project)
 
@@ -398,7 +398,7 @@ def test_rows_the_target_refuses_are_rejected_and_the_page_redone(tmp_path: Path
     with _connected(pg_url) as conn:
         ids = set(conn.exec_driver_sql("SELECT id FROM items").scalars())
     assert ids == set(range(1, 1001)) - bad
-    parts = _partitions(pg_url, "items")
+    parts = _partitions(pg_url, "items", project)
     assert {p.get("path") for p in parts} == {nativepath.PATH}
     assert sum(p.get("redone_pages", 0) for p in parts) >= 1
     assert any(p[nativepath.INFO_KEY].get("spec") != "mixed" for p in parts)  # the last rows are all good
@@ -431,7 +431,7 @@ def test_integers_too_wide_for_an_existing_target_column_are_rejected(
     with _connected(pg_url) as conn:
         got = dict(conn.exec_driver_sql("SELECT id, qty FROM nums").all())
     assert set(got) == set(range(1, 501)) - {99, 312} and got[7] == 7
-    parts = _partitions(pg_url, "nums")
+    parts = _partitions(pg_url, "nums", project)
     assert {p.get("path") for p in parts} == {nativepath.PATH}
 
 
@@ -494,7 +494,7 @@ def test_kill_nine_at_random_points_then_resume_native(tmp_path: Path, pg_url: s
     with _connected(pg_url) as conn:
         count, distinct = conn.exec_driver_sql("SELECT count(*), count(DISTINCT id) FROM clean").one()
     assert (count, distinct) == (rows, rows)
-    parts = _partitions(pg_url, "clean")
+    parts = _partitions(pg_url, "clean", project)
     assert {p.get("path") for p in parts} == {nativepath.PATH}
     assert sum(p[nativepath.INFO_KEY]["rows"] for p in parts) == rows
     result = diff_table(src, pg_url, "clean", key=["id"])
@@ -516,7 +516,7 @@ def test_switched_off_the_same_table_takes_the_general_path(
     assert out.ok, out.model_dump_json(indent=1)
     check = _check(out, "clean")
     assert (check.checksum, check.method) == ("match", "streamed"), check
-    assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url, "clean"))
+    assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url, "clean", project))
 
 
 def test_a_column_without_an_encoder_keeps_the_table_on_the_general_path(
@@ -530,7 +530,7 @@ def test_a_column_without_an_encoder_keeps_the_table_on_the_general_path(
 
     assert out.ok, out.model_dump_json(indent=1)
     assert dict(_types(pg_url, "docs"))["payload"] == "jsonb"
-    assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url, "docs"))
+    assert not any(p.get("path") == nativepath.PATH for p in _partitions(pg_url, "docs", project))
     check = _check(out, "docs")
     assert check.checksum == "match" and check.method != "echo", check
     assert diff_table(src, pg_url, "docs", key=["id"], columns=["id", "note"]).equal

@@ -8,14 +8,13 @@ full diff then runs and names what differs.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from copy_helpers import engine, make_people, run_copy
+from copy_helpers import edit_recorded_info, engine, make_people, run_copy
 from dmig.diff.hashing import row_hash
 from dmig.move.streamhash import Accumulator, HashSpec, build_hasher, framed_for, partition_totals
 
@@ -87,13 +86,10 @@ def test_streamed_sums_are_used_and_a_tampered_sum_falls_back_to_the_full_diff(
     tmp_path: Path, pg_url: str, project: Path
 ) -> None:
     src = _copied(tmp_path, pg_url, project)
-    e = engine(pg_url)
-    with e.begin() as conn:
-        info_text = conn.execute(sa.text("SELECT info FROM dmig_checkpoints WHERE part = 0")).scalar_one()
-        info = json.loads(info_text)
-        info["stream_hash"]["sum"] = str(int(info["stream_hash"]["sum"]) + 1)
-        conn.execute(sa.text("UPDATE dmig_checkpoints SET info = :i WHERE part = 0"), {"i": json.dumps(info)})
-    e.dispose()
+    # a finished copy's checkpoints are in the project's record file, not in the target
+    edit_recorded_info(
+        project, 0, lambda info: info["stream_hash"].update(sum=str(int(info["stream_hash"]["sum"]) + 1))
+    )
 
     out, check = _rerun(src, pg_url, project)
 

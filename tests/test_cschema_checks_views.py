@@ -106,3 +106,15 @@ def test_a_check_the_rows_break_is_named_not_silently_dropped(tmp_path: Path, pg
     assert gone.name == "ck_a_positive" and "not kept" in gone.reason, gone
     assert _checks(pg_url) == []
     assert rows(pg_url, "SELECT count(*) FROM g") == [(2,)]
+
+
+def test_views_are_not_made_on_the_users_tables(tmp_path: Path, pg_url: str, project: Path) -> None:
+    """Append mode loads into the user's table: the user's own view of that name is neither checked nor dropped."""
+    src = f"sqlite:///{tmp_path / 'src.db'}"
+    run_sql(src, TABLE["sqlite"], "INSERT INTO g VALUES (1, 1, 'one')", "CREATE VIEW big AS SELECT id FROM g")
+    run_sql(pg_url, TABLE["postgresql"], "CREATE VIEW big AS SELECT id, t FROM g")
+
+    out = run_copy(src, pg_url, project, mode="append")
+
+    assert out.ok, out.model_dump_json(indent=1)
+    assert rows(pg_url, "SELECT id, t FROM big") == [(1, "one")]  # still the user's view, with its two columns

@@ -55,3 +55,14 @@ def test_a_generated_column_the_target_cannot_compute_is_loaded_plain_and_named(
     assert "function" in {o.kind for o in out.not_carried}  # twice() itself is listed, not copied
     assert generated_columns(mysql_url, "g") == {}
     assert rows(mysql_url, "SELECT id, a, b FROM g ORDER BY id") == [(1, 1, 2), (2, 5, 10)]
+
+
+def test_appending_into_a_users_table_loads_a_column_it_stores(pg_url: str, pg_url2: str, project: Path) -> None:
+    """The target table is the user's and stores ``b``: the source's values go into it (it is not computed there)."""
+    run_sql(pg_url, DDL["postgresql"], "INSERT INTO g (id, a) VALUES (1, 1), (2, 5)")
+    run_sql(pg_url2, "CREATE TABLE g (id int PRIMARY KEY, a int, b int, t text)")
+
+    out = run_copy(pg_url, pg_url2, project, mode="append")
+
+    assert out.ok, out.model_dump_json(indent=1)
+    assert rows(pg_url2, "SELECT id, a, b FROM g ORDER BY id") == [(1, 1, 2), (2, 5, 10)]

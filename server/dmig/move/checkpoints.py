@@ -7,6 +7,11 @@ the same transaction: a killed process leaves either the batch and its checkpoin
 and a second process working the same partition (a zombie worker of a killed run) finds the
 version moved and stops instead of writing duplicates. ``dmig_rejects`` holds rejected rows the
 same way, so a re-run never counts a reject twice; the JSONL reject file is exported from it.
+
+Both tables are the copy's, not the user's: once a run is complete and verified (``finish``) its
+checkpoint rows move to a record file in the project (``docs/migrations/copies/<run>.json``), which
+makes the same command say "already complete" (and verify again) later, and the tables are dropped
+when nothing is left in them; ``dmig_rejects`` stays only while it holds rejected rows.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
-from dmig.move.rawconn import RawConn
+from dmig.fsutil import atomic_write_text
+from dmig.move.rawconn import RawConn, execute_plain, table_sql
 from dmig.move.typemap import Kind
 from dmig.move.values import jsonable
 
@@ -115,10 +122,11 @@ class PartState:
 class Store:
     """Checkpoint and reject bookkeeping for one run in one target database."""
 
-    def __init__(self, engine: Engine, run_id: str, schema: str | None = None) -> None:
+    def __init__(self, engine: Engine, run_id: str, schema: str | None = None, record: Path | None = None) -> None:
         self.engine = engine
         self.run_id = run_id
         self.checkpoints, self.rejects = _tables(schema)
+        self.record = record  # where a finished run's checkpoints are kept (coordinator only)
 
     def ensure(self) -> None:
         with self.engine.begin() as conn:
@@ -126,9 +134,12 @@ class Store:
             self.rejects.create(conn, checkfirst=True)
 
     def load(self) -> dict[str, dict[int, PartState]]:
+        """This run's state: from the target while it runs, from the record file once it finished."""
         c = self.checkpoints.c
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(self.checkpoints).where(c.run_id == self.run_id)).mappings().all()
+            rows: list[Any] = list(conn.execute(sa.select(self.checkpoints).where(c.run_id == self.run_id)).mappings())
+        if not rows:
+            rows = self.recorded()
         out: dict[str, dict[int, PartState]] = {}
         for r in rows:
             out.setdefault(r["table_name"], {})[r["part"]] = PartState(
@@ -150,6 +161,62 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(self.checkpoints).where(self.checkpoints.c.run_id == self.run_id))
             conn.execute(sa.delete(self.rejects).where(self.rejects.c.run_id == self.run_id))
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """The checkpoint rows of a finished run, from its record file (none when there is no record)."""
+        if self.record is None or not self.record.is_file():
+            return []
+        try:
+            data = json.loads(self.record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []  # unreadable: as if the run had never finished (the target decides what happens next)
+        if not isinstance(data, dict) or data.get("run_id") != self.run_id:
+            return []
+        return [r for r in data.get("checkpoints", []) if isinstance(r, dict)]
+
+    def in_target(self) -> bool:
+        """Whether this run's checkpoints are (still) in the target rather than in the record file."""
+        c = self.checkpoints.c
+        with self.engine.connect() as conn:
+            stmt = sa.select(sa.literal(1)).select_from(self.checkpoints).where(c.run_id == self.run_id).limit(1)
+            return conn.execute(stmt).first() is not None
+
+    def finish(self, target: str = "") -> None:
+        """The run is complete and verified: its checkpoints move to the record file, out of the user's
+        schema (``target``: the target's URL, password masked, says whose run it was). The file is written
+        first, so a kill in between leaves the rows in both places (the target's win on the next run) and
+        never in neither."""
+        if self.record is None:
+            return
+        c = self.checkpoints.c
+        with self.engine.connect() as conn:
+            rows = [
+                dict(r) for r in conn.execute(sa.select(self.checkpoints).where(c.run_id == self.run_id)).mappings()
+            ]
+        if rows:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                self.record, json.dumps({"run_id": self.run_id, "target": target, "checkpoints": rows}, default=str)
+            )
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(self.checkpoints).where(c.run_id == self.run_id))
+
+    def tidy(self) -> list[str]:
+        """Drop the bookkeeping tables that hold no row of any run; returns the names of those left."""
+        left = []
+        for table in (self.checkpoints, self.rejects):
+            with self.engine.begin() as conn:
+                if not sa.inspect(conn).has_table(table.name, schema=table.schema):
+                    continue
+                if conn.dialect.name == "postgresql":  # no other run can add a row between the look and the drop
+                    execute_plain(conn, f"LOCK TABLE {table_sql(conn.dialect, table)} IN ACCESS EXCLUSIVE MODE")
+                if conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is None:
+                    table.drop(conn)
+                else:
+                    left.append(table.name if table.schema is None else f"{table.schema}.{table.name}")
+        return left
 
     def _row(self, table: str, part: int, state: str, **values: Any) -> dict[str, Any]:
         return {

@@ -124,8 +124,13 @@ def plan_generated(engine: Engine, target: Engine, plan: TablePlan) -> list[Omis
     omitted = []
     keep: list[tuple[int, SourceColumn]] = []
     touched = _transformed_columns(plan)
+    existing = _existing_generated(target, plan)
     for pos, col in enumerate(plan.columns):
         if col.computed is None:
+            continue
+        if existing is not None:  # the user's table: load what it stores, never into a column it computes
+            if col.name in existing:
+                keep.append((pos, col))
             continue
         sql, _stored = col.computed
         if touched & (referenced_columns(sql, plan.source_dialect) | {col.name}):
@@ -140,6 +145,14 @@ def plan_generated(engine: Engine, target: Engine, plan: TablePlan) -> list[Omis
     plan.generated = keep
     plan.columns = [c for c in plan.columns if c.name not in kept]
     return omitted
+
+
+def _existing_generated(target: Engine, plan: TablePlan) -> set[str] | None:
+    """The generated columns of the target table when it already exists (None when this run creates it)."""
+    insp = sa.inspect(target)
+    if not insp.has_table(plan.target_table, schema=plan.target_schema):
+        return None
+    return {c["name"] for c in insp.get_columns(plan.target_table, schema=plan.target_schema) if c.get("computed")}
 
 
 def _transformed_columns(plan: TablePlan) -> set[str]:
@@ -333,9 +346,10 @@ def copy_views(
             break
         for name in sorted(ready):
             sql, _reads = todo.pop(name)
-            problem = None if name in existing else _create_view(tgt, name, sql)
-            if problem is None:
-                problem = _same_count(src, tgt, name)
+            if name in existing:  # not ours to check or drop (a run resumed after this step lists it too)
+                problem = "a view of that name already exists in the target; it was left as it is"
+            else:
+                problem = _create_view(tgt, name, sql) or _same_count(src, tgt, name)
             if problem is None:
                 done.append(name)
             else:

@@ -296,4 +296,9 @@ class CopySummary(Output):
         default_factory=list, description="Everything of the source schema not carried over as it was, with why."
     )
     verification: Verification
+    bookkeeping: str = Field(
+        default="",
+        description="Where the run's checkpoints and rejects are: a finished, verified run moves its checkpoints "
+        "to a record file in the project and drops the empty dmig_ tables from the target.",
+    )
     message: str

@@ -6,7 +6,9 @@ The order matters for the guarantees:
    mappings, a non-empty target in create mode, a missing truncate confirmation).
 2. A run has an id derived from what it copies (source, target, tables, mapping, mode), and
    all of its progress lives in the target (``dmig_checkpoints``), so running the same command
-   again after any failure (``kill -9`` included) resumes exactly; ``restart`` forgets it.
+   again after any failure (``kill -9`` included) resumes exactly; ``restart`` forgets it. Once the
+   run is complete and verified its checkpoints move to a record file in the project and the empty
+   ``dmig_`` tables are dropped: the user's schema keeps nothing of the copy but rejected rows.
 3. Rows are loaded with secondary indexes and foreign keys absent; they are built afterwards
    and their time is part of the measured time.
 """
@@ -63,6 +65,7 @@ from dmig.move.worker import PartitionJob, PartitionResult
 from dmig.redact import redact
 
 REJECTS_DIR = "docs/migrations/rejects"
+RECORDS_DIR = "docs/migrations/copies"  # finished runs' checkpoints, once out of the target (checkpoints.Store)
 STREAM_MIN_ROWS = 1_000  # smaller tables are verified by one checksum query per side instead
 
 
@@ -169,11 +172,15 @@ class _Copy:
         self.reject_path = self.rc.project_path(self.req.reject_file, default=f"{REJECTS_DIR}/{self.run_id}.jsonl")
         if self.reject_path.is_dir():  # refused before any row moves, not when the rejects are written
             raise UnreadableFile("reject_file names a folder: give a file path", reason="not_a_file")
-        self.store = Store(self.tgt, self.run_id, self.req.target_schema)
+        record = self.rc.project_path(None, default=f"{RECORDS_DIR}/{self.run_id}.json")
+        self.store = Store(self.tgt, self.run_id, self.req.target_schema, record)
         self.store.ensure()
         if self.req.restart:
             self.store.forget()
         state = self.store.load()
+        if state and not self.store.in_target() and not self._targets_exist(entries):
+            self.store.forget()  # finished once, but its tables are gone from the target: copy afresh
+            state = {}
         complete = bool(state) and all(state.get(n, {}).get(TABLE_PART, _NONE).state == "done" for n in names)
         if complete and self.req.mode == "incremental":
             self.store.forget()  # a finished catch-up pass: the same command runs the next pass
@@ -196,14 +203,34 @@ class _Copy:
                     self._announce_verify()
                     checking = pool.submit(self._verify_timed, entries)
                 self._post_load(entries)
-            self._views(entries)
+                self._views(entries)
             self.copy_seconds = time.monotonic() - self.started
             if checking is None:
                 self._announce_verify()
             verification = checking.result() if checking is not None else self._verify_timed(entries)
         state = self.store.load()
         wrote = write_reject_file(self.reject_path, self.run_id, self.store.all_rejects())
-        return self._summary(entries, state, resumed, complete, wrote, verification)
+        summary = self._summary(entries, state, resumed, complete, wrote, verification)
+        if summary.ok:
+            self.store.finish(display_url(self.tgt_url))
+        left = self.store.tidy()
+        summary.bookkeeping = self._bookkeeping(summary.ok, left)
+        return summary
+
+    def _targets_exist(self, entries: list[Entry]) -> bool:
+        insp = sa.inspect(self.tgt)
+        return all(insp.has_table(e.plan.target_table, schema=e.plan.target_schema) for e in entries)
+
+    def _bookkeeping(self, ok: bool, left: list[str]) -> str:
+        """Where this run's state is now, for the summary (the user's schema keeps nothing of a finished run
+        but rejected rows)."""
+        record = self.store.record
+        shown = str(record.relative_to(self.rc.project_dir.resolve())) if record is not None else "?"
+        if ok:
+            text = f"run recorded in {shown}; "
+            kept = [f"{n} (rejected rows)" if "rejects" in n else f"{n} (other runs' checkpoints)" for n in left]
+            return text + (f"the target keeps {', '.join(kept)}" if kept else "no bookkeeping table left in the target")
+        return f"checkpoints kept in the target ({', '.join(left) or 'none'}): run the same command again to resume"
 
     def _threads(self, tables: int) -> int:
         """Tables side by side after the load (the target database does the work, each table on its own
@@ -563,11 +590,12 @@ class _Copy:
                 e.target.omit("check", name, f"{sql}: not kept, the target refused it or the rows break it ({error})")
 
     def _views(self, entries: list[Entry]) -> None:
-        """The source's views whose tables this run copied unchanged under their own names."""
+        """The source's views whose tables this run created and copied unchanged under their own names (never
+        on tables of the user's: append and incremental modes load into those)."""
         copied = {
             e.name
             for e in entries
-            if not e.error and e.plan.target_table == e.name and e.plan.mapping == TableMapping()
+            if e.created and not e.error and e.plan.target_table == e.name and e.plan.mapping == TableMapping()
         }
         _done, omitted = extras.copy_views(
             self.src, self.tgt, self.sd, self.td, self.req.source_schema or None, copied, self.req.target_schema
@@ -723,7 +751,7 @@ def _message(
     elif totals.rejects:
         parts.append(f"{totals.rejects} row(s) rejected (within max_rejects={max_rejects}), see {reject_file}")
     if not_carried:
-        parts.append(f"{len(not_carried)} schema object(s) not carried over (see not_carried)")
+        parts.append(f"{len(not_carried)} schema object(s) not carried over (each named with the reason: not_carried)")
     if v.ran:
         parts.append("verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify")
     return "; ".join(parts)

@@ -10,8 +10,10 @@ DESCRIPTION = """Copy tables from SOURCE to TARGET database (any pair of SQLite,
 Streams in batches with native bulk paths (PostgreSQL COPY, MySQL LOAD DATA LOCAL, SQLite prepared inserts),
 splits big tables into key ranges copied by parallel worker processes, creates target tables with a documented
 type mapping (docs/copy-type-mapping.md), builds indexes and foreign keys after the load and resets
-auto-increment counters. Checkpoints live in the target (dmig_checkpoints): re-running the same command after
-any failure resumes with no duplicate and no missing row (restart=true starts over). Rows the target refuses go
+auto-increment counters. Checkpoints live in the target (dmig_checkpoints) while the copy runs: re-running the
+same command after any failure resumes with no duplicate and no missing row (restart=true starts over); a
+finished, verified copy moves them to docs/migrations/copies/ and leaves no dmig_ table but dmig_rejects (only
+when rows were rejected). Rows the target refuses go
 to a JSON Lines reject file (up to reject_limit per table) without stopping the copy, but the copy only succeeds
 (ok, exit 0) when no more than max_rejects rows (default 0) were rejected in all. Generated columns, CHECK
 constraints, views and index kinds are carried where the target can hold them (verified); everything not
@@ -56,6 +58,8 @@ def _render(out: CopySummary) -> str:
             )
     if out.reject_file:
         lines.append(f"rejected rows: {out.reject_file}")
+    if out.bookkeeping:
+        lines.append(f"bookkeeping: {out.bookkeeping}")
     if out.totals.rejects > out.max_rejects:
         lines.append(
             f"FAILED: {out.totals.rejects} row(s) rejected, the budget is {out.max_rejects} "
