@@ -182,7 +182,8 @@ def _give_up(engine: sa.Engine, step: Step, attempts: int, started: float, lock_
     )
     raise DatabaseError(
         f"step {step.id} could not get its lock ({step.lock}) in {attempts} attempt(s) over "
-        f"{time.monotonic() - started:.1f} s (lock timeout {lock_timeout_ms or 'server default'} ms each); "
+        f"{time.monotonic() - started:.1f} s (lock timeout {lock_timeout_ms or 'server default'} ms each, "
+        "backoff with jitter between); "
         f"another session holds a conflicting lock or a long transaction is open"
         + (": " + "; ".join(held) if held else "")
         + f". {applied}; re-run later or end the blocking transaction",
