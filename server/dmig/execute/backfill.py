@@ -35,7 +35,7 @@ from dmig.context import ProgressFn
 from dmig.db.urls import dialect_of
 from dmig.errors import Conflict, DatabaseError
 from dmig.execute.ledger import clean_error, now
-from dmig.execute.retry import RetryPolicy, is_lock_timeout
+from dmig.execute.retry import RetryPolicy, applied, is_lock_timeout
 from dmig.spec.steps import BackfillPlan
 
 MONITOR_WAIT_S = 30.0
@@ -407,9 +407,10 @@ class Backfill:
         """Do (or resume) the backfill; ``max_batches`` stops early (tests, bounded slices)."""
         ensure_tables(self.engine)
         started = time.monotonic()
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for stmt in self.settings:
-                conn.exec_driver_sql(stmt)
+        with (
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            applied(conn, self.settings),
+        ):
             st = self._start_with_retry(conn)
             resumed = st.batches > 0
             before_rows, before_batches = st.rows_done, st.batches
