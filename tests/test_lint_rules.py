@@ -238,12 +238,17 @@ def test_spec_lint_and_op_ignores() -> None:
     assert "missing-lock-timeout" not in {f.rule for f in result.findings}  # the spec sets options.lock_timeout_ms
 
 
-def test_spec_without_timeouts_is_flagged() -> None:
+def test_spec_without_timeouts_gets_the_defaults_and_a_raised_one_is_flagged() -> None:
+    """issue 13: unset timeouts are the executor's safe defaults (not a finding); raising the lock wait is."""
     from dmig.spec.models import parse_spec
 
-    spec = parse_spec({"id": "x", "operations": [{"op": "add_index", "table": "t", "columns": ["a"]}]})
+    ops = [{"op": "add_index", "table": "t", "columns": ["a"]}]
+    spec = parse_spec({"id": "x", "operations": ops})
     rules = {f.rule for f in lint_spec(spec, OpContext.offline("postgresql", "15", spec.options)).findings}
-    assert {"missing-lock-timeout", "missing-statement-timeout"} <= rules
+    assert not {"missing-lock-timeout", "missing-statement-timeout", "raised-lock-timeout"} & rules
+    raised = parse_spec({"id": "x", "options": {"lock_timeout_ms": 5000}, "operations": ops})
+    rules = {f.rule for f in lint_spec(raised, OpContext.offline("postgresql", "15", raised.options)).findings}
+    assert "raised-lock-timeout" in rules
 
 
 def test_operation_lints() -> None:

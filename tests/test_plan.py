@@ -111,8 +111,12 @@ def test_missing_target_and_lint_findings(sqlite_url: str, project: Path) -> Non
     del spec["options"]["lock_timeout_ms"]
     plan, _ = make_plan(project, sqlite_url, spec)
     items = {c.id: c for c in plan.checklist}
-    assert items["timeouts_set"].satisfied is False
-    assert plan.lint["counts"]["warning"] >= 1
+    # issue 13: an unset lock timeout is the 500 ms default, stated, not a missing one
+    assert items["timeouts_set"].satisfied is True and "500 (default)" in items["timeouts_set"].detail
+    assert "raised-lock-timeout" not in {f["rule"] for f in plan.lint["spec_findings"]}
+    raised, _ = make_plan(project, sqlite_url, {**split_spec(lock_timeout_ms=3000), "id": "raised"})
+    assert raised.lint["counts"]["warning"] >= 1
+    assert "raised-lock-timeout" in {f["rule"] for f in raised.lint["spec_findings"]}
 
 
 def test_spec_monitoring_thresholds_reach_the_plan(sqlite_url: str, project: Path) -> None:

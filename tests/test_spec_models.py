@@ -85,11 +85,12 @@ def test_postgresql_specifics() -> None:
     fk = ops["add_foreign_key"].expand
     assert fk[0].sql[-1].endswith("NOT VALID") and "VALIDATE CONSTRAINT" in fk[1].sql[0]
     nn = ops["set_not_null"]
-    assert "NOT VALID" in nn.expand[0].sql[-1]
-    assert [s.id.rsplit(".", 1)[-1] for s in nn.contract] == ["validate_check", "set_not_null"]
+    # issue 13: the NOT VALID check binds writers, so it is added at contract (after the backfill), not in expand
+    assert nn.expand == [] and "NOT VALID" in nn.contract[0].sql[-1]
+    assert [s.id.rsplit(".", 1)[-1] for s in nn.contract] == ["not_null_check", "validate_check", "set_not_null"]
     # PostgreSQL 10: SET NOT NULL would scan, so the validated CHECK stays the enforcement.
     old = {o.op: o for o in render_spec(spec, OpContext.offline("postgresql", "10", spec.options)).operations}
-    assert [s.id.rsplit(".", 1)[-1] for s in old["set_not_null"].contract] == ["validate_check"]
+    assert [s.id.rsplit(".", 1)[-1] for s in old["set_not_null"].contract] == ["not_null_check", "validate_check"]
     assert "EXECUTE PROCEDURE" in old["split_column"].expand[-1].sql[-1]
 
 

@@ -103,6 +103,33 @@ def _choose_tables(conn: sa.Connection, schema: str | None, wanted: list[str] | 
     return list(dict.fromkeys(wanted)), []
 
 
+def _with_referenced(
+    conn: sa.Connection, schema: str | None, current: str | None, chosen: list[str]
+) -> tuple[list[str], list[str]]:
+    """The chosen tables plus every table their foreign keys reference (transitively, same schema), and what was
+    added and why. A child's backup alone cannot be restored anywhere its parent is not: recreating the foreign
+    key fails (PostgreSQL ``relation ... does not exist``, MariaDB errno 150), so the scratch restore that
+    verifies the backup would always fail. Keys into another schema cannot come along: they are stated."""
+    insp = sa.inspect(conn)
+    out, notes, todo = list(chosen), [], list(chosen)
+    while todo:
+        table = todo.pop(0)
+        for fk in insp.get_foreign_keys(table, schema=schema):
+            parent, where = fk.get("referred_table"), fk.get("referred_schema")
+            if not parent or parent in out:
+                continue
+            if where and where not in (schema, current):
+                notes.append(
+                    f"{table} references {where}.{parent} in another schema: that table is not in this backup, so a "
+                    "restore needs it to exist already"
+                )
+                continue
+            out.append(parent)
+            todo.append(parent)
+            notes.append(f"{parent} added: {table}'s foreign key references it, and a restore needs it")
+    return out, notes
+
+
 def _data_name(index: int, table: str, suffix: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", table)[:60] or "table"
     return f"data/{index:04d}.{safe}{suffix}"
@@ -263,6 +290,9 @@ def take_backup(
             database = dialects.database_name(conn)
             conn.commit()
             chosen, internal = _choose_tables(conn, schema, tables)
+            added: list[str] = []
+            if tables:
+                chosen, added = _with_referenced(conn, schema, resolved_schema, chosen)
         except sa.exc.SQLAlchemyError as exc:  # an unknown schema, a name the server cannot take, not a database
             where = f"schema {schema}" if schema else display_url(parsed)
             raise database_error(exc, f"backup: cannot list the tables of {where}") from None
@@ -270,6 +300,7 @@ def take_backup(
             snapshot = begin_snapshot(conn)
             with staging(root, backup_id) as tmp:
                 run = _Backup(conn, parsed, schema, tmp, key)
+                run.warnings += added
                 schema_files = _write_schema(conn, chosen, schema, tmp)
                 if fmt == "portable":
                     entries = run.portable(chosen, progress)

@@ -35,7 +35,7 @@ from dmig.context import ProgressFn
 from dmig.db.urls import dialect_of
 from dmig.errors import Conflict, DatabaseError
 from dmig.execute.ledger import clean_error, now
-from dmig.execute.retry import RetryPolicy, is_lock_timeout
+from dmig.execute.retry import RetryPolicy, applied, is_lock_timeout
 from dmig.spec.steps import BackfillPlan
 
 MONITOR_WAIT_S = 30.0
@@ -230,6 +230,20 @@ class Backfill:
         )
         return _State(hi, None, 0, 0, "done" if hi is None else "running", 0)
 
+    def _start_with_retry(self, conn: sa.Connection) -> _State:
+        """_start under the same lock-timeout retry as a batch: its reads and its checkpoint insert can meet a
+        busy database too (SQLite's busy_timeout is the short lock timeout now, not 30 s)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._start(conn)
+            except sa.exc.DBAPIError as exc:
+                if not is_lock_timeout(exc, self.dialect) or attempt > self.policy.max_retries:
+                    raise
+                self.lock_retries += 1
+                self.policy.sleep(self.policy.delay(attempt))
+
     def _key_table(self) -> tuple[sa.TableClause, list[sa.ColumnClause]]:
         t = sa.table(self.plan.table, *[sa.column(k) for k in self.plan.key_columns], schema=self.plan.schema_)
         return t, [t.c[k] for k in self.plan.key_columns]
@@ -302,8 +316,10 @@ class Backfill:
         attempt = 0
         while True:
             attempt += 1
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
             try:
+                # inside the try: on SQLite BEGIN IMMEDIATE itself waits for the write lock (busy_timeout) and a
+                # timeout there is a lock timeout like any other, retried with backoff
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
                 result = self._batch(conn, st)
                 conn.exec_driver_sql("COMMIT")
                 return result
@@ -391,10 +407,11 @@ class Backfill:
         """Do (or resume) the backfill; ``max_batches`` stops early (tests, bounded slices)."""
         ensure_tables(self.engine)
         started = time.monotonic()
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for stmt in self.settings:
-                conn.exec_driver_sql(stmt)
-            st = self._start(conn)
+        with (
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+            applied(conn, self.settings),
+        ):
+            st = self._start_with_retry(conn)
             resumed = st.batches > 0
             before_rows, before_batches = st.rows_done, st.batches
             last_report = 0.0

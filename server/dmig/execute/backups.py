@@ -51,22 +51,34 @@ def backup_state(project_dir: Path, ref: str | None, tables: list[str]) -> tuple
 
 
 def take_verified_backup(
-    project_dir: Path, url: str, tables: list[str], label: str, *, schema: str | None = None
+    project_dir: Path,
+    url: str,
+    tables: list[str],
+    label: str,
+    *,
+    schema: str | None = None,
+    phase: str = "contract",
 ) -> dict[str, Any]:
-    """Back up ``tables`` (of ``schema``) and verify the backup by a test restore; raise Conflict when impossible."""
+    """Back up ``tables`` (of ``schema``) and verify the backup by a test restore; raise Conflict when impossible.
+
+    ``phase`` names what the backup guards ("contract", or the run's in-place backfill) so a refusal says where
+    it happened; the refusal names the verification's own problems (the real cause), not only "did not verify".
+    """
+    refused = f"{phase} refused"
     why = unavailable_reason()
     if why:
         raise Conflict(
-            f"contract refused: it needs a verified backup of {', '.join(tables)} and {why}. Install/enable the "
+            f"{refused}: it needs a verified backup of {', '.join(tables)} and {why}. Install/enable the "
             "backup module, or (not for production) re-plan with waive_backup and a reason",
             reason="backup_unavailable",
+            phase=phase,
         )
     svc = _service()
     try:
         extra = {"schema": schema} if schema else {}
         result = svc.backup_tables(project_dir=project_dir, url=url, tables=tables, label=label, verify=True, **extra)  # type: ignore[union-attr]
     except TypeError as exc:
-        raise Conflict(f"contract refused: {SERVICE}.backup_tables has an unexpected interface ({exc})") from None
+        raise Conflict(f"{refused}: {SERVICE}.backup_tables has an unexpected interface ({exc})") from None
     info = (
         result
         if isinstance(result, dict)
@@ -74,7 +86,17 @@ def take_verified_backup(
     )
     verified = info.get("verified")
     if verified is False or (isinstance(verified, dict) and not verified.get("ok", True)):
-        raise Conflict("contract refused: the backup taken before contract did not verify", backup=info)
+        problems = [str(p) for p in info.get("problems") or []]
+        cause = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise Conflict(
+            f"{refused}: the backup of {', '.join(tables)} taken before {phase} did not verify (its test restore "
+            f"into a scratch database failed): {cause or 'no problem was reported'}. Nothing was changed by "
+            f"{phase}; fix the cause and run again",
+            reason="backup_not_verified",
+            phase=phase,
+            problems=problems,
+            backup=info,
+        )
     return info
 
 

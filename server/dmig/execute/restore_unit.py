@@ -319,7 +319,7 @@ def restore_unit(
 ) -> UnitOutcome:
     """Run the unit, retrying (with backoff) only when the lock that stops writes was not granted in time."""
     dialect = dialect_of(engine.url)
-    lock_ms = plan.spec.options.lock_timeout_ms or 5000
+    lock_ms = plan.spec.options.effective_lock_timeout_ms
     views = reshape.contract_views(plan) if reshape_tables else []
     attempt = 0
     while True:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -77,6 +77,29 @@ def is_deadlock(exc: BaseException, dialect: str) -> bool:
     return _server_error(exc, dialect, PG_DEADLOCK_DETECTED, MYSQL_LOCK_DEADLOCK)
 
 
+@contextlib.contextmanager
+def applied(conn: sa.Connection, settings: list[str]) -> Iterator[None]:
+    """Run ``settings`` on a pooled connection for one step, then give the connection back as it was.
+
+    The step's short lock timeout is for the step: left on the pooled connection it would also bound the
+    executor's own ledger writes and validation reads afterwards, which on SQLite (busy_timeout 500 ms instead
+    of the engine's 30 s) then fail with "database is locked" while the application writes.
+    """
+    dialect = dialect_of(conn.engine.url)
+    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() if dialect == "sqlite" else None
+    for stmt in settings:
+        conn.exec_driver_sql(stmt)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            if dialect == "sqlite" and busy is not None:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy)}")
+            elif dialect == "postgresql" and not conn.in_transaction():
+                conn.exec_driver_sql("RESET lock_timeout")
+                conn.exec_driver_sql("RESET statement_timeout")
+
+
 def _begin(conn: sa.Connection, dialect: str) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if dialect == "sqlite" else "BEGIN")
 
@@ -85,9 +108,7 @@ def _attempt(
     engine: sa.Engine, step: Step, settings: list[str], in_transaction: Callable[[sa.Connection], None] | None
 ) -> None:
     dialect = dialect_of(engine.url)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for stmt in settings:
-            conn.exec_driver_sql(stmt)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, applied(conn, settings):
         if not step.transactional:
             for stmt in step.sql:
                 conn.exec_driver_sql(stmt)
@@ -182,7 +203,8 @@ def _give_up(engine: sa.Engine, step: Step, attempts: int, started: float, lock_
     )
     raise DatabaseError(
         f"step {step.id} could not get its lock ({step.lock}) in {attempts} attempt(s) over "
-        f"{time.monotonic() - started:.1f} s (lock timeout {lock_timeout_ms or 'server default'} ms each); "
+        f"{time.monotonic() - started:.1f} s (lock timeout {lock_timeout_ms or 'server default'} ms each, "
+        "backoff with jitter between); "
         f"another session holds a conflicting lock or a long transaction is open"
         + (": " + "; ".join(held) if held else "")
         + f". {applied}; re-run later or end the blocking transaction",

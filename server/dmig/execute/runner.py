@@ -232,7 +232,10 @@ def _backup_before_in_place_backfill(engine: sa.Engine, plan: Plan, project_dir:
     schemas = {s for s, _ in tables}
     schema = next(iter(schemas)) if len(schemas) == 1 else None
     ref = plan.target.ref or url.render_as_string(hide_password=False)
-    info = take_verified_backup(project_dir, ref, [t for _, t in tables], label=f"before-run-{plan.id}", schema=schema)
+    info = take_verified_backup(
+        project_dir, ref, [t for _, t in tables], label=f"before-run-{plan.id}", schema=schema,
+        phase="the run (its backfill overwrites existing columns)",
+    )  # fmt: skip
     record_backup(project_dir, plan.id, info)
     set_run_state(engine, plan, "started", run_backup=info)
     return []

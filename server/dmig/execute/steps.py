@@ -50,6 +50,17 @@ def live_step(engine: sa.Engine, plan: Plan, step: PlanStep) -> Step:
     return step
 
 
+def step_settings(plan: Plan, step: PlanStep) -> list[str]:
+    """The plan's session settings, plus this step's own statement timeout where the plan gave it a longer one."""
+    from dmig.spec.context import statement_timeout_sql
+
+    own = step.statement_timeout_ms
+    if own is None or own == plan.spec.options.effective_statement_timeout_ms:
+        return list(plan.session_settings)
+    flavor = plan.target.flavor if plan.target.dialect == "mysql" else None
+    return [*plan.session_settings, *statement_timeout_sql(plan.target.dialect, flavor, own)]
+
+
 def run_steps(
     engine: sa.Engine,
     plan: Plan,
@@ -87,8 +98,8 @@ def run_steps(
         in_tx = mark_done if dialect in TRANSACTIONAL_DDL and runnable.transactional else None
         try:
             run = run_with_retry(
-                engine, runnable, plan.session_settings, policy,
-                lock_timeout_ms=plan.spec.options.lock_timeout_ms, in_transaction=in_tx,
+                engine, runnable, step_settings(plan, step), policy,
+                lock_timeout_ms=plan.spec.options.effective_lock_timeout_ms, in_transaction=in_tx,
             )  # fmt: skip
         except DmigError as exc:
             _failed(engine, plan, step, exc, on_failure)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dmig.lint.rules import RULES
 from dmig.lint.sql_parse import Fact, Statement, parse
 from dmig.spec.context import OpContext
+from dmig.spec.models import DEFAULT_LOCK_TIMEOUT_MS
 from dmig.spec.steps import Finding
 
 _IGNORE = re.compile(r"--\s*dmig:ignore\s+(?P<rules>[A-Za-z0-9_,\- ]+?)\s*(?:reason:\s*(?P<reason>.*?))?\s*$")
@@ -341,10 +342,10 @@ def lint_sql(
 def lint_spec(spec, ctx: OpContext) -> LintResult:
     """Spec-level rules, then every operation's own lint with its ignores applied."""
     findings: list[Finding] = []
-    if spec.options.lock_timeout_ms is None:
-        findings.append(_finding("missing-lock-timeout", None, "the spec sets no options.lock_timeout_ms"))
-    if spec.options.statement_timeout_ms is None:
-        findings.append(_finding("missing-statement-timeout", None, "the spec sets no options.statement_timeout_ms"))
+    # Unset timeouts are not a finding any more: the executor applies safe defaults (DEFAULT_LOCK_TIMEOUT_MS).
+    lock_ms = spec.options.lock_timeout_ms
+    if lock_ms is not None and lock_ms > DEFAULT_LOCK_TIMEOUT_MS:
+        findings.append(_finding("raised-lock-timeout", None, f"options.lock_timeout_ms is {lock_ms}"))
     for i, op in enumerate(spec.operations):
         own = op.lint(ctx.for_op(i))
         ignores = [(i, [e.rule], e.reason) for e in op.ignore]

@@ -226,6 +226,13 @@ _RULES = [
         "no statement timeout: a runaway statement can hold its locks indefinitely",
         "set options.statement_timeout_ms (spec) or SET statement_timeout / max_statement_time first",
     ),
+    Rule(
+        "raised-lock-timeout",
+        "warning",
+        "the spec raises the lock timeout above the 500 ms default: a session queued behind a step waiting for its "
+        "lock waits as long, on every attempt",
+        "leave options.lock_timeout_ms unset (500 ms, retried with backoff) unless the table is quiet",
+    ),
     # ---------------------------------------------------------------- types
     Rule(
         "pg-prefer-jsonb",

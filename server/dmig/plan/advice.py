@@ -180,10 +180,16 @@ def checklist(
         ),
         ChecklistItem(
             id="timeouts_set",
-            item="Lock and statement timeouts are set",
-            satisfied=spec.options.lock_timeout_ms is not None and spec.options.statement_timeout_ms is not None,
-            detail=f"lock_timeout_ms={spec.options.lock_timeout_ms}, statement_timeout_ms="
-            f"{spec.options.statement_timeout_ms}",
+            item="Lock and statement timeouts bound every step (the spec's, else the safe defaults)",
+            satisfied=True,
+            detail=f"lock_timeout_ms={spec.options.effective_lock_timeout_ms} "
+            f"({'spec' if spec.options.lock_timeout_ms is not None else 'default'}), statement_timeout_ms="
+            f"{spec.options.effective_statement_timeout_ms} "
+            + (
+                "(spec)"
+                if spec.options.statement_timeout_ms is not None
+                else "(default; longer steps get ten times their estimate)"
+            ),
         ),
         ChecklistItem(
             id="tables_exist",

@@ -9,16 +9,64 @@ executor backs off and retries).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from dmig.plan.estimate import CATALOG_STEP_S
 from dmig.plan.model import Downtime, Estimate
-from dmig.spec.models import SpecOptions
+from dmig.spec.context import mysql_lock_wait_s
+from dmig.spec.models import DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, SpecOptions
 from dmig.spec.steps import Step
 
 ZERO_DOWNTIME_S = 1.0
 UNBOUNDED_S = 1e12  # "no lock timeout": JSON has no infinity
-DEFAULT_LOCK_WAIT_S = {"postgresql": None, "mysql": 31_536_000.0, "sqlite": 30.0}  # server defaults when unset
+MAX_STATEMENT_TIMEOUT_MS = 86_400_000
+STATEMENT_TIMEOUT_FACTOR = 10  # a step's default statement timeout: ten times its estimate, at least the default
+
+
+def lock_wait_s(options: SpecOptions, dialect: str) -> float:
+    """How long one attempt may wait for its lock, as the database applies the effective timeout."""
+    ms = options.effective_lock_timeout_ms
+    return float(mysql_lock_wait_s(ms)) if dialect == "mysql" else ms / 1000
+
+
+def step_statement_timeout_ms(options: SpecOptions, estimate: Estimate) -> int:
+    """The spec's statement timeout, else the default stretched to ten times the step's estimate: a long online
+    step (CREATE INDEX CONCURRENTLY on a big table) must not be cancelled by a bound meant for runaways."""
+    if options.statement_timeout_ms is not None:
+        return options.statement_timeout_ms
+    scaled = math.ceil(estimate.seconds * STATEMENT_TIMEOUT_FACTOR) * 1000
+    return min(MAX_STATEMENT_TIMEOUT_MS, max(DEFAULT_STATEMENT_TIMEOUT_MS, scaled))
+
+
+def timeouts(options: SpecOptions, dialect: str, flavor: str | None) -> dict[str, Any]:
+    """The plan's statement of the effective timeouts and where they come from."""
+    lock_ms, stmt_ms = options.effective_lock_timeout_ms, options.effective_statement_timeout_ms
+    out: dict[str, Any] = {
+        "lock_timeout_ms": lock_ms,
+        "lock_timeout_source": "spec"
+        if options.lock_timeout_ms is not None
+        else f"default ({DEFAULT_LOCK_TIMEOUT_MS} ms)",
+        "statement_timeout_ms": stmt_ms,
+        "statement_timeout_source": "spec"
+        if options.statement_timeout_ms is not None
+        else f"default ({DEFAULT_STATEMENT_TIMEOUT_MS} ms, or ten times a step's estimate when longer: see each step)",
+        "max_lock_retries": options.max_lock_retries,
+    }
+    if dialect == "mysql":
+        wait = mysql_lock_wait_s(lock_ms)
+        out["applied_as"] = (
+            f"lock_wait_timeout = innodb_lock_wait_timeout = {wait} s ({lock_ms} ms rounded up to whole seconds, "
+            "the servers' unit; 0 would mean do not wait at all)"
+        )
+        if flavor != "mariadb":
+            out["applied_as"] += "; MySQL's max_execution_time bounds SELECTs only, not DDL"
+    elif dialect == "postgresql":
+        out["applied_as"] = f"lock_timeout = {lock_ms} ms, statement_timeout = {stmt_ms} ms"
+    else:
+        out["applied_as"] = f"busy_timeout = {lock_ms} ms (SQLite has no statement timeout)"
+    return out
 
 
 @dataclass
@@ -44,7 +92,7 @@ def _pg_blocks(lock: str) -> tuple[str, bool]:
 
 def lock_impact(step: Step, dialect: str, estimate: Estimate, options: SpecOptions) -> Impact:
     attempts = options.max_lock_retries + 1
-    lock_wait = (options.lock_timeout_ms / 1000) if options.lock_timeout_ms else DEFAULT_LOCK_WAIT_S[dialect]
+    lock_wait = lock_wait_s(options, dialect)
     if dialect == "postgresql":
         blocks, queues = _pg_blocks(step.lock)
         blocking = estimate.seconds if queues else 0.0
@@ -60,12 +108,7 @@ def lock_impact(step: Step, dialect: str, estimate: Estimate, options: SpecOptio
     else:
         blocks = "other writers to the database file (readers continue in WAL mode)"
         blocking, queues = estimate.seconds, False
-    if not queues:
-        worst = blocking
-    elif lock_wait is None:
-        worst = UNBOUNDED_S
-    else:
-        worst = min(UNBOUNDED_S, blocking + attempts * lock_wait)
+    worst = blocking if not queues else min(UNBOUNDED_S, blocking + attempts * lock_wait)
     return Impact(blocks, round(blocking, 3), round(worst, 3))
 
 
@@ -82,22 +125,29 @@ def downtime(steps: list, options: SpecOptions, dialect: str) -> Downtime:
             f"({'rewrites the table' if s.rewrites_table else 'catalog-only'}); contended worst case "
             f"{_seconds(s.worst_case_blocking_seconds)}"
         )
-    if options.lock_timeout_ms is None and dialect != "sqlite":
-        reasons.append(
-            "no lock_timeout: a step waiting behind a long transaction queues every later query on the table "
-            "for as long as that transaction lasts; set options.lock_timeout_ms"
-        )
-    else:
-        reasons.append(
-            f"each attempt waits at most {_seconds((options.lock_timeout_ms or 0) / 1000)} for its lock, then backs "
-            f"off with jitter and retries (at most {options.max_lock_retries} retries): the worst case assumes "
-            "every attempt times out"
-        )
+    wait = lock_wait_s(options, dialect)
+    source = "the spec's" if options.lock_timeout_ms is not None else "the default"
+    reasons.append(
+        f"each attempt waits at most {wait:g} s for its lock ({source} lock timeout), then backs off with jitter "
+        f"and retries (at most {options.max_lock_retries} retries): a session queued behind a waiting step waits "
+        "about as long, and the worst case assumes every attempt times out"
+    )
     reasons.append("backfill batches take row locks only (one batch at a time), never a table lock")
-    if expected < ZERO_DOWNTIME_S:
+    unbounded = [s.id for s in steps if s.worst_case_blocking_seconds >= UNBOUNDED_S]
+    longest = max((s.blocking_seconds for s in steps), default=0.0)
+    if unbounded:
+        verdict = f"not zero downtime: {', '.join(unbounded)} may block other sessions without a bound"
+    elif expected < ZERO_DOWNTIME_S and longest + wait <= 2 * ZERO_DOWNTIME_S:
         verdict = (
             f"zero downtime: other sessions wait about {expected:.2f} s in total, spread over brief catalog "
-            "changes; no step blocks reads for longer than its lock is held"
+            f"changes; every step is bounded: no session waits more than about {longest + wait:.2f} s at a time "
+            f"(lock timeout {wait:g} s plus the lock's hold time), even behind a long transaction"
+        )
+    elif expected < ZERO_DOWNTIME_S:
+        verdict = (
+            f"blocking windows total about {expected:.2f} s, but a session queued behind a step may wait up to "
+            f"{longest + wait:.1f} s at a time (lock timeout {wait:g} s): not zero downtime; lower "
+            "options.lock_timeout_ms"
         )
     else:
         verdict = f"blocking windows total about {expected:.1f} s: schedule the blocking steps in a quiet period"

@@ -65,6 +65,14 @@ class PlanStep(Step):
     worst_case_blocking_seconds: float = Field(
         description="If the lock is contended: each attempt may queue others behind it for up to lock_timeout."
     )
+    lock_timeout_ms: int | None = Field(
+        default=None, description="Effective lock timeout of each attempt (the spec's, else the 500 ms default)."
+    )
+    statement_timeout_ms: int | None = Field(
+        default=None,
+        description="Effective statement timeout of this step's statements (the spec's, else the default or ten "
+        "times the step's estimate, whichever is longer).",
+    )
 
 
 class PlanBackfill(_Data):
@@ -146,6 +154,11 @@ class Plan(_Data):
     target: Target
     pattern: Pattern
     session_settings: list[str]
+    timeouts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The effective lock and statement timeouts, where each comes from (spec or default) and how "
+        "the database applies them (MariaDB/MySQL: whole seconds).",
+    )
     tables: list[TableFacts]
     steps: list[PlanStep] = Field(description="Expand then contract steps, in execution order.")
     backfills: list[PlanBackfill]

@@ -184,6 +184,8 @@ def _plan_step(
         blocks=hit.blocks,
         blocking_seconds=hit.blocking_s,
         worst_case_blocking_seconds=hit.worst_s,
+        lock_timeout_ms=spec.options.effective_lock_timeout_ms,
+        statement_timeout_ms=impact.step_statement_timeout_ms(spec.options, est),
     )
 
 
@@ -302,6 +304,7 @@ def plan_migration(
         ),
         pattern=advice.pattern(spec, steps),
         session_settings=rendered.session_settings,
+        timeouts=impact.timeouts(spec.options, ctx.dialect, version.flavor),
         tables=tables,
         steps=steps,
         backfills=backfills,

@@ -36,6 +36,8 @@ def _step(step: PlanStep) -> list[str]:
         f"- Runs {'in one transaction' if step.transactional else 'in autocommit, statement by statement'}"
         + ("; retried after a lock timeout" if step.retry_on_lock_timeout else ""),
     ]
+    if step.lock_timeout_ms is not None:
+        out.append(f"- Timeouts: lock {step.lock_timeout_ms} ms per attempt, statement {step.statement_timeout_ms} ms")
     if step.destructive:
         out.append("- **Destructive**: needs the plan checksum as confirmation")
     if step.needs_app_cooperation:
@@ -63,6 +65,15 @@ def _header(plan: Plan) -> list[str]:
         f"- Estimated: expand {_seconds(est.get('expand', 0))}, backfill {_seconds(est.get('backfill', 0))}, "
         f"contract {_seconds(est.get('contract', 0))}",
         f"- Downtime: {plan.downtime.verdict}",
+        *(
+            [
+                f"- Timeouts: lock {plan.timeouts['lock_timeout_ms']} ms ({plan.timeouts['lock_timeout_source']}), "
+                f"statement {plan.timeouts['statement_timeout_ms']} ms ({plan.timeouts['statement_timeout_source']});"
+                f" applied as {plan.timeouts.get('applied_as', '')}"
+            ]
+            if plan.timeouts
+            else []
+        ),
         "",
     ]
 

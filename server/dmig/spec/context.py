@@ -194,25 +194,43 @@ def check_identifier(name: str, dialect: DialectName | None = None) -> str:
     return name
 
 
+def mysql_lock_wait_s(lock_ms: int) -> int:
+    """MariaDB/MySQL lock waits are whole seconds: round up (500 ms -> 1 s), never to 0 (= do not wait at all)."""
+    return max(1, -(-int(lock_ms) // 1000))
+
+
+def statement_timeout_sql(dialect: str, flavor: str | None, stmt_ms: int) -> list[str]:
+    """The session statement that bounds one statement's run time (Oracle MySQL: SELECTs only, it has no DDL one)."""
+    if dialect == "postgresql":
+        return [f"SET statement_timeout = {int(stmt_ms)}"]
+    if dialect == "mysql":
+        if flavor == "mariadb":
+            return [f"SET SESSION max_statement_time = {int(stmt_ms) / 1000:g}"]
+        return [f"SET SESSION max_execution_time = {int(stmt_ms)}"]
+    return []  # SQLite has no statement timeout; its steps are bounded by busy_timeout and table size
+
+
+def timeout_settings(dialect: str, flavor: str | None, lock_ms: int, stmt_ms: int) -> list[str]:
+    """Lock and statement timeouts for one connection, in the database's own terms.
+
+    MariaDB/MySQL get innodb_lock_wait_timeout as well: lock_wait_timeout bounds the metadata lock a DDL
+    statement waits for, innodb_lock_wait_timeout the row locks a backfill batch waits for.
+    """
+    if dialect == "postgresql":
+        return [f"SET lock_timeout = {int(lock_ms)}", *statement_timeout_sql(dialect, flavor, stmt_ms)]
+    if dialect == "mysql":
+        wait = mysql_lock_wait_s(lock_ms)
+        return [
+            f"SET SESSION lock_wait_timeout = {wait}",
+            f"SET SESSION innodb_lock_wait_timeout = {wait}",
+            *statement_timeout_sql(dialect, flavor, stmt_ms),
+        ]
+    return [f"PRAGMA busy_timeout = {int(lock_ms)}"]
+
+
 def session_settings(ctx: OpContext) -> list[str]:
-    """Statements the executor runs on each connection before a step (lock/statement timeouts)."""
-    out: list[str] = []
-    lock_ms = ctx.options.lock_timeout_ms
-    stmt_ms = ctx.options.statement_timeout_ms
-    if ctx.pg:
-        if lock_ms is not None:
-            out.append(f"SET lock_timeout = {int(lock_ms)}")
-        if stmt_ms is not None:
-            out.append(f"SET statement_timeout = {int(stmt_ms)}")
-    elif ctx.my:
-        if lock_ms is not None:
-            out.append(f"SET SESSION lock_wait_timeout = {max(1, -(-int(lock_ms) // 1000))}")
-            out.append(f"SET SESSION innodb_lock_wait_timeout = {max(1, -(-int(lock_ms) // 1000))}")
-        if stmt_ms is not None:
-            if ctx.mariadb:
-                out.append(f"SET SESSION max_statement_time = {int(stmt_ms) / 1000:g}")
-            else:
-                out.append(f"SET SESSION max_execution_time = {int(stmt_ms)}")
-    elif lock_ms is not None:
-        out.append(f"PRAGMA busy_timeout = {int(lock_ms)}")
-    return out
+    """Statements the executor runs on each connection before a step: the effective lock/statement timeouts
+    (the spec's, else the safe defaults: no step ever waits for a lock without a bound)."""
+    opts = ctx.options
+    flavor = ctx.flavor if ctx.my else None
+    return timeout_settings(ctx.dialect, flavor, opts.effective_lock_timeout_ms, opts.effective_statement_timeout_ms)

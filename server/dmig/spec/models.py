@@ -65,6 +65,14 @@ Operation = Annotated[
 ]
 
 
+# pgroll's default: a DDL statement waits at most this long for its lock, so a session queued behind it
+# waits about as long too, then the executor backs off and retries.
+DEFAULT_LOCK_TIMEOUT_MS = 500
+# Bounds any one statement of a step or backfill batch (a runaway holds its locks no longer). A step
+# whose estimate is long (CREATE INDEX CONCURRENTLY on a big table) gets more: see dmig.plan.impact.
+DEFAULT_STATEMENT_TIMEOUT_MS = 60_000
+
+
 class SpecOptions(BaseModel):
     """How the executor runs the spec's steps and backfills."""
 
@@ -74,19 +82,32 @@ class SpecOptions(BaseModel):
         default=None,
         ge=1,
         le=600_000,
-        description="Give up waiting for a lock after this long (then retry): PostgreSQL lock_timeout, MySQL "
-        "lock_wait_timeout (rounded up to seconds), SQLite busy_timeout. Unset = linter warning.",
+        description=f"Give up waiting for a lock after this long (then retry): PostgreSQL lock_timeout, MariaDB/MySQL "
+        "lock_wait_timeout and innodb_lock_wait_timeout (whole seconds: rounded up), SQLite busy_timeout. Unset = "
+        f"{DEFAULT_LOCK_TIMEOUT_MS} ms (as pgroll); a longer wait must be asked for here, and queued sessions wait "
+        "as long.",
     )
     statement_timeout_ms: int | None = Field(
         default=None,
         ge=1,
         le=86_400_000,
         description="Cancel any one statement after this long: PostgreSQL statement_timeout, MariaDB "
-        "max_statement_time, MySQL max_execution_time (SELECT only). Unset = linter warning.",
+        f"max_statement_time, MySQL max_execution_time (SELECT only). Unset = {DEFAULT_STATEMENT_TIMEOUT_MS} ms, "
+        "or ten times a step's estimated duration when that is longer (the plan shows each step's value).",
     )
     batch_size: int = Field(default=1000, ge=1, le=1_000_000, description="Rows per backfill batch.")
     throttle_ms: int = Field(default=0, ge=0, le=600_000, description="Pause between backfill batches.")
     max_lock_retries: int = Field(default=10, ge=0, le=1000, description="Retries of a step after a lock timeout.")
+
+    @property
+    def effective_lock_timeout_ms(self) -> int:
+        """The lock timeout every step runs with: the spec's, else the safe default (never 'wait forever')."""
+        return self.lock_timeout_ms if self.lock_timeout_ms is not None else DEFAULT_LOCK_TIMEOUT_MS
+
+    @property
+    def effective_statement_timeout_ms(self) -> int:
+        """The session-wide statement timeout: the spec's, else the default (steps may get more, see the plan)."""
+        return self.statement_timeout_ms if self.statement_timeout_ms is not None else DEFAULT_STATEMENT_TIMEOUT_MS
 
 
 class MigrationSpec(BaseModel):

@@ -20,7 +20,7 @@ from dmig.spec.context import OpContext
 from dmig.spec.dml import backfill_plan, catalog_check, count_check
 from dmig.spec.ops.base import TableOp
 from dmig.spec.ops.common import add_columns_step, drop_columns_step
-from dmig.spec.ops.set_not_null import not_null_contract_steps, not_null_expand_steps, not_null_rollback_steps
+from dmig.spec.ops.set_not_null import not_null_contract_steps, not_null_rollback_steps
 from dmig.spec.steps import BackfillPlan, Finding, Step, ValidationCheck
 
 
@@ -68,8 +68,7 @@ class AddColumn(TableOp):
                     lock_reason="catalog-only, instant",
                 )
             )
-            if not c.nullable:
-                steps += not_null_expand_steps(ctx, make, self.table, self.schema_, c.name)
+            # NOT NULL is enforced at contract, after the backfill filled the old rows (set_not_null's docstring)
         return steps
 
     def backfill(self, ctx: OpContext) -> BackfillPlan | None:

@@ -27,7 +27,7 @@ from dmig.spec.ddl import (
 from dmig.spec.dml import Resolver
 from dmig.spec.expr import compile_expression
 from dmig.spec.ops.common import drop_columns_sql
-from dmig.spec.ops.set_not_null import not_null_contract_steps, not_null_expand_steps, not_null_rollback_steps
+from dmig.spec.ops.set_not_null import not_null_contract_steps, not_null_rollback_steps
 from dmig.spec.ops.sync_base import SyncOperation
 from dmig.spec.sqltypes import parse_type
 from dmig.spec.steps import Finding, Step
@@ -93,12 +93,6 @@ class ChangeColumnType(SyncOperation):
 
     def new_columns(self, ctx: OpContext) -> list[sa.Column]:
         return [sa.Column(self.shadow(ctx), parse_type(self.type), nullable=True)]
-
-    def expand(self, ctx: OpContext) -> list[Step]:
-        steps = super().expand(ctx)
-        if self.not_null:
-            steps += not_null_expand_steps(ctx, self.maker(ctx, "expand"), self.table, self.schema_, self.shadow(ctx))
-        return steps
 
     def contract(self, ctx: OpContext) -> list[Step]:
         make = self.maker(ctx, "contract")

@@ -1,10 +1,13 @@
 """set_not_null: make a column NOT NULL without a long exclusive lock.
 
-PostgreSQL: expand adds ``CHECK (col IS NOT NULL) NOT VALID`` (instant; new rows must comply);
-contract runs ``VALIDATE CONSTRAINT`` (SHARE UPDATE EXCLUSIVE: reads and writes continue), then
-``SET NOT NULL``, which on PostgreSQL 12+ trusts the validated check instead of scanning, then drops
-the helper check. Before 12, SET NOT NULL would scan under ACCESS EXCLUSIVE, so the validated CHECK
-is kept as the enforcement instead.
+PostgreSQL: contract adds ``CHECK (col IS NOT NULL) NOT VALID`` (instant), runs ``VALIDATE
+CONSTRAINT`` (SHARE UPDATE EXCLUSIVE: reads and writes continue), then ``SET NOT NULL``, which on
+PostgreSQL 12+ trusts the validated check instead of scanning, then drops the helper check. Before
+12, SET NOT NULL would scan under ACCESS EXCLUSIVE, so the validated CHECK is kept as the
+enforcement instead. The check is NOT added in expand: a NOT VALID check still binds every UPDATE
+of a row not yet backfilled (and every INSERT of old code, and the backfill's own batches), so old
+and new application code could not write during expand and backfill. Only at contract, after the
+backfill and the no-NULLs validation, are the rows guaranteed filled.
 MySQL/MariaDB: ``MODIFY COLUMN ... NOT NULL, ALGORITHM=INPLACE, LOCK=NONE`` (an online rebuild) in
 contract, with the column's full definition taken from the live schema so the default and
 collation survive. SQLite: the 12-step table rebuild (needs the live schema).
@@ -30,27 +33,24 @@ def check_name(ctx: OpContext, table: str, column: str) -> str:
     return ctx.name(table, column, "nn")
 
 
-def not_null_expand_steps(ctx: OpContext, make: StepMaker, table: str, schema: str | None, column: str) -> list[Step]:
-    if not ctx.pg:
-        return []
+def not_null_check_step(ctx: OpContext, make: StepMaker, table: str, schema: str | None, column: str) -> Step:
+    """The NOT VALID helper check (PostgreSQL), added at contract only: see the module docstring."""
     name = check_name(ctx, table, column)
     qt = ctx.qt(table, schema)
-    return [
-        make(
-            "not_null_check",
-            description=f"Add CHECK ({column} IS NOT NULL) NOT VALID: new and updated rows must comply, old rows are "
-            "not scanned",
-            sql=[
-                f"ALTER TABLE {qt} DROP CONSTRAINT IF EXISTS {ctx.q(name)}",
-                f"ALTER TABLE {qt} ADD CONSTRAINT {ctx.q(name)} CHECK ({ctx.q(column)} IS NOT NULL) NOT VALID",
-            ],
-            lock="ACCESS EXCLUSIVE",
-            lock_risk="medium",
-            lock_reason="instant (no scan), but queues behind long transactions: run with lock_timeout and retry",
-            needs_app_cooperation=f"every writer must now set {column}",
-            rollback=[f"op{ctx.index}.rollback.1.drop_not_null_check"],
-        )
-    ]
+    return make(
+        "not_null_check",
+        description=f"Add CHECK ({column} IS NOT NULL) NOT VALID (the backfill has filled every row): from now on "
+        "new and updated rows must comply; existing rows are proven by VALIDATE next",
+        sql=[
+            f"ALTER TABLE {qt} DROP CONSTRAINT IF EXISTS {ctx.q(name)}",
+            f"ALTER TABLE {qt} ADD CONSTRAINT {ctx.q(name)} CHECK ({ctx.q(column)} IS NOT NULL) NOT VALID",
+        ],
+        lock="ACCESS EXCLUSIVE",
+        lock_risk="medium",
+        lock_reason="instant (no scan), but queues behind long transactions: run with lock_timeout and retry",
+        needs_app_cooperation=f"every writer must now set {column}",
+        rollback=[f"op{ctx.index}.rollback.1.drop_not_null_check"],
+    )
 
 
 def _mysql_modify(ctx: OpContext, table: str, schema: str | None, column: str, type_name: str | None) -> list[str]:
@@ -76,6 +76,7 @@ def not_null_contract_steps(
     if ctx.pg:
         name = ctx.q(check_name(ctx, table, column))
         steps = [
+            not_null_check_step(ctx, make, table, schema, column),
             make(
                 "validate_check",
                 description=f"VALIDATE the NOT NULL check on {table}.{column} (reads and writes go on)",
@@ -83,7 +84,7 @@ def not_null_contract_steps(
                 lock="SHARE UPDATE EXCLUSIVE",
                 lock_risk="low",
                 lock_reason="scans the table but blocks neither reads nor writes (only other DDL/VACUUM)",
-            )
+            ),
         ]
         if ctx.at_least(12):
             steps.append(
@@ -142,7 +143,7 @@ def not_null_rollback_steps(ctx: OpContext, make: StepMaker, table: str, schema:
     return [
         make(
             "drop_not_null_check",
-            description=f"Drop the NOT NULL helper check on {table}.{column}",
+            description=f"Drop the NOT NULL helper check on {table}.{column} (left by a contract that stopped)",
             sql=[
                 f"ALTER TABLE {ctx.qt(table, schema)} DROP CONSTRAINT IF EXISTS {ctx.q(check_name(ctx, table, column))}"
             ],
@@ -161,7 +162,7 @@ class SetNotNull(TableOp):
     type: TypeName | None = Field(default=None, description="Column type (MySQL, when rendering without a database).")
 
     def expand(self, ctx: OpContext) -> list[Step]:
-        return not_null_expand_steps(ctx, self.maker(ctx, "expand"), self.table, self.schema_, self.column)
+        return []  # nothing binds writers before contract (see the module docstring)
 
     def validate(self, ctx: OpContext) -> list[ValidationCheck]:
         return [
