@@ -160,6 +160,8 @@ class Side:
             )
             conn.exec_driver_sql(f"SET statement_timeout = {ms}")
             conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+            # float8out's shortest round-trip digits (PostgreSQL 12+): the float rule of dmig.diff.normalize.
+            conn.exec_driver_sql("SET extra_float_digits = 1")
             # Grouped checksum queries cannot estimate their group count; enough memory keeps them hashed.
             conn.exec_driver_sql("SET work_mem = '64MB'")
             self.version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
@@ -194,9 +196,11 @@ class Side:
                 side=self.label,
                 table=self.table_name,
             )
+        json_text = self._mariadb_json_columns(conn)
         for col in insp.get_columns(self.table_name, schema=self.schema):
+            category = "jsonm" if col["name"] in json_text else category_of(col["type"], self.dialect)
             self.columns[col["name"]] = ColumnInfo(
-                name=col["name"], type=col["type"], category=category_of(col["type"]), nullable=bool(col["nullable"])
+                name=col["name"], type=col["type"], category=category, nullable=bool(col["nullable"])
             )
         self.primary_key = list(insp.get_pk_constraint(self.table_name, schema=self.schema)["constrained_columns"])
         uniques = [u["column_names"] for u in insp.get_unique_constraints(self.table_name, schema=self.schema)]
@@ -210,6 +214,25 @@ class Side:
         ]
         self.estimated_rows = self._estimate_rows(conn)
         conn.commit()
+
+    def _mariadb_json_columns(self, conn: sa.Connection) -> set[str]:
+        """MariaDB's JSON is LONGTEXT with a ``json_valid`` check: reflection sees text, the check says JSON."""
+        if self.dialect != "mysql" or not getattr(conn.dialect, "is_mariadb", False):
+            return set()
+        stmt = sa.text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE TABLE_NAME = :t AND CONSTRAINT_SCHEMA = coalesce(:s, DATABASE())"
+        )
+        try:
+            clauses = [str(r[0]) for r in conn.execute(stmt, {"t": self.table_name, "s": self.schema})]
+        except sa.exc.SQLAlchemyError:
+            return set()
+        found = set()
+        for clause in clauses:
+            m = re.fullmatch(r"\s*json_valid\(`((?:[^`]|``)+)`\)\s*", clause, flags=re.IGNORECASE)
+            if m:
+                found.add(m.group(1).replace("``", "`"))
+        return found
 
     def _estimate_rows(self, conn: sa.Connection) -> int | None:
         """Catalog statistics, good enough to size sampling; None when the catalog has none."""
