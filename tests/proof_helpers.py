@@ -76,7 +76,13 @@ def same_value(a: Any, b: Any, kind: str = "auto") -> bool:
 
 
 def _json(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, str | bytes) else v
+    """A document from its text; a driver that decoded it already (psycopg's jsonb) hands over the value."""
+    if not isinstance(v, str | bytes):
+        return v
+    try:
+        return json.loads(v)
+    except ValueError:  # a jsonb scalar string, decoded by the driver
+        return v
 
 
 def bit_int(v: Any) -> int:

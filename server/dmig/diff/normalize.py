@@ -378,11 +378,11 @@ def _jsonm_text(v: Any) -> str:
     if isinstance(v, Decimal):
         return _jsonm_number(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return json.dumps(v)  # JSON_NORMALIZE escapes non-ASCII as \uXXXX
     if isinstance(v, list):
         return "[" + ",".join(_jsonm_text(x) for x in v) + "]"
     keys = sorted(v, key=lambda k: k.encode("utf-8"))
-    return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_jsonm_text(v[k])}" for k in keys) + "}"
+    return "{" + ",".join(f"{json.dumps(k)}:{_jsonm_text(v[k])}" for k in keys) + "}"
 
 
 def canon_json(v: Any) -> str:
