@@ -399,6 +399,28 @@ def canon_jsonm(v: Any) -> str:
         return canon_text(v)
 
 
+def value_rule(a: Category, b: Category) -> Category | None:
+    """The rule for two values compared in Python with each side's driver value at hand (validate's spot
+    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer;
+    None leaves the comparison to the caller's own value normalisation (numbers by exact value)."""
+    pair = {a, b}
+    if pair & {"json", "jsonm"}:
+        return "json"
+    if "char" in pair and pair <= _TEXTS:
+        return "char"
+    if "bit" in pair:
+        return "bit"
+    return None
+
+
+def canon_json_value(v: Any, decoded: bool) -> str:
+    """``canon_json`` of a value a driver already decoded (psycopg hands jsonb over as Python values:
+    a jsonb scalar string is then a plain ``str`` that must not be parsed again)."""
+    if v is None:
+        return "null"
+    return _jsonb_text(_decimals(v)) if decoded else canon_json(v)
+
+
 def _parse_iso(v: str) -> dt.datetime | dt.date | None:
     text = v.strip()
     try:
