@@ -70,9 +70,20 @@ class Side:
     """A table on one database, ready to answer checksum and row queries."""
 
     def __init__(
-        self, label: str, raw_url: str, table: str, schema: str | None, threads: int, timeout_s: float
+        self,
+        label: str,
+        raw_url: str,
+        table: str,
+        schema: str | None,
+        threads: int,
+        timeout_s: float,
+        *,
+        mariadb_json: bool = True,
     ) -> None:
         self.label = label
+        # MariaDB JSON (LONGTEXT + json_valid check) compared by content; backups, whose restore keeps the
+        # text byte for byte but not always the check, checksum it as text (``dmig.backup.checksum``).
+        self.mariadb_json = mariadb_json
         self.url: URL = parse_url(raw_url)
         self.dialect = dialect_of(self.url)
         self.display = display_url(self.url)
@@ -217,7 +228,7 @@ class Side:
 
     def _mariadb_json_columns(self, conn: sa.Connection) -> set[str]:
         """MariaDB's JSON is LONGTEXT with a ``json_valid`` check: reflection sees text, the check says JSON."""
-        if self.dialect != "mysql" or not getattr(conn.dialect, "is_mariadb", False):
+        if not self.mariadb_json or self.dialect != "mysql" or not getattr(conn.dialect, "is_mariadb", False):
             return set()
         stmt = sa.text(
             "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
