@@ -35,9 +35,7 @@ class ChecksumQuery:
 
 def checksum_query(raw_url: str, table: str, schema: str | None = None) -> ChecksumQuery:
     """The diff's whole-table (count, hash sum) statement for ``table`` (reflected on its own connection)."""
-    # MariaDB JSON as its text: a portable restore keeps the text exactly but recreates the column as LONGTEXT
-    # without the json_valid check, and the manifest's checksum must not depend on that check.
-    side = Side("source", raw_url, table, schema, 1, PLAN_TIMEOUT_S, mariadb_json=False)
+    side = Side("source", raw_url, table, schema, 1, PLAN_TIMEOUT_S)
     try:
         side.open()
         plan = build_plan(side, side, None, None, [])

@@ -35,10 +35,10 @@ the Python functions below, registered on the connection). The rules, per value 
 - ``json``: the document's content as PostgreSQL ``jsonb`` prints it (keys of each object in
   jsonb's order, by length then bytes, duplicates resolved to the last, ``", "``/``": "``
   separators, numbers as their decimal text): the SQLite side renders the same text in Python.
-  Between two MariaDB tables JSON is compared by ``JSON_NORMALIZE`` on both sides (``jsonm``).
-  A JSON column against a server that has no SQL for the other side's canonical form
-  (PostgreSQL against MariaDB) is reported as NOT compared, by name, in the verdict
-  (``not_compared``), never silently.
+  MariaDB's JSON is LONGTEXT and is compared as its text (``JSON_NORMALIZE`` keeps each string's
+  escapes as written, so it is no content form): equal text is equal, differently spelt equal
+  documents show as changed. A PostgreSQL JSON column against MariaDB has no common SQL form: that
+  column is reported as NOT compared, by name, in the verdict (``not_compared``), never silently.
 
 NULL is the token ``!``, which no canonical number, time or hex string can start with; text
 tokens are length-prefixed (``5:hello``), so a ``|`` or ``!`` inside data can never be mistaken
@@ -74,14 +74,13 @@ Category = Literal[
     "char",
     "bit",
     "json",
-    "jsonm",
 ]
 
 NULL_TOKEN = "!"
 SEPARATOR = "|"
 TIMESTAMP_FMT = "%Y-%m-%d %H:%M:%S.%f"
 # Categories whose canonical text can contain any character, hence framed with a length prefix.
-FRAMED = frozenset({"text", "char", "json", "jsonm"})
+FRAMED = frozenset({"text", "char", "json"})
 # Categories whose canonical forms agree with each other for the values both can hold.
 _NUMERIC = frozenset({"int", "bool", "decimal", "bit"})
 _FLOATS = frozenset({"float", "float4"})
@@ -100,8 +99,8 @@ def _refine(base: Category, type_: Any, dialect: str) -> Category:
         return "float4" if single else base
     if name == "BIT" or (dialect == "postgresql" and name in ("BIT_VARYING", "VARBIT")):
         return "bit"
-    if isinstance(type_, sa.JSON) or name in ("JSON", "JSONB"):
-        return "jsonm" if dialect == "mysql" else "json"
+    if (isinstance(type_, sa.JSON) or name in ("JSON", "JSONB")) and dialect != "mysql":
+        return "json"  # MySQL/MariaDB JSON stays text: no SQL there renders jsonb's form
     if isinstance(type_, sa.CHAR) or name in ("CHAR", "NCHAR", "BPCHAR", "CHARACTER"):
         return "char"
     return base
@@ -176,13 +175,10 @@ def reconcile(
         other = target if source == "bit" else source
         if other in _NUMERIC or other in _TEXTS:
             return "bit", "bit"
-    if pair & {"json", "jsonm"}:
-        other = target if source in ("json", "jsonm") else source
-        mine = source if source in ("json", "jsonm") else target
-        if other in _TEXTS and mine == "json":
-            return "json", "json"  # PostgreSQL renders the text side's JSON the jsonb way
-        if other in _TEXTS and mine == "jsonm":
-            return "jsonm", "jsonm"
+    if "json" in pair:
+        other = target if source == "json" else source
+        if other in _TEXTS:
+            return "json", "json"  # only PostgreSQL can render the text side's JSON the jsonb way (see plan)
         return NOT_COMPARABLE, NOT_COMPARABLE  # type: ignore[return-value]
     return source, target
 
@@ -357,45 +353,10 @@ def _jsonb_text(v: Any) -> str:
     return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_jsonb_text(v[k])}" for k in keys) + "}"
 
 
-def _jsonm_number(d: Decimal) -> str:
-    if d == 0:
-        return "0.0E0"
-    sign, digits, exp = d.normalize().as_tuple()
-    text = "".join(map(str, digits))
-    e = exp + len(text) - 1
-    mantissa = text[0] + "." + (text[1:] or "0")
-    return ("-" if sign else "") + f"{mantissa}E{e}"
-
-
-def _jsonm_text(v: Any) -> str:
-    """MariaDB's JSON_NORMALIZE output: keys sorted, no spaces, numbers as ``d.dddE±n``."""
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, Decimal):
-        return _jsonm_number(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # JSON_NORMALIZE escapes non-ASCII as \uXXXX
-    if isinstance(v, list):
-        return "[" + ",".join(_jsonm_text(x) for x in v) + "]"
-    keys = sorted(v, key=lambda k: k.encode("utf-8"))
-    return "{" + ",".join(f"{json.dumps(k)}:{_jsonm_text(v[k])}" for k in keys) + "}"
-
-
 def canon_json(v: Any) -> str:
     try:
         return _jsonb_text(_json_value(v))
     except ValueError:  # not JSON at all: its own text, which a valid document on the other side never equals
-        return canon_text(v)
-
-
-def canon_jsonm(v: Any) -> str:
-    try:
-        return _jsonm_text(_json_value(v))
-    except ValueError:
         return canon_text(v)
 
 
@@ -404,7 +365,7 @@ def value_rule(a: Category, b: Category) -> Category | None:
     check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer;
     None leaves the comparison to the caller's own value normalisation (numbers by exact value)."""
     pair = {a, b}
-    if pair & {"json", "jsonm"}:
+    if "json" in pair:
         return "json"
     if "char" in pair and pair <= _TEXTS:
         return "char"
@@ -503,7 +464,6 @@ CANON: dict[str, Callable[[Any], str]] = {
     "char": canon_char,
     "bit": canon_bit,
     "json": canon_json,
-    "jsonm": canon_jsonm,
 }
 
 
@@ -701,8 +661,6 @@ def _mysql(category: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
         if isinstance(getattr(col, "type", None), sa.String):
             return sa.cast(f.conv(col, 2, 10), sa.String)  # text of the bits
         return sa.cast(_as_unsigned(col), sa.String)
-    if category == "jsonm":
-        return _convert_utf8mb4(f.json_normalize(col))
     if category == "timestamp":
         return f.date_format(col, lit("%Y-%m-%d %H:%i:%s.%f"))
     if category == "date":

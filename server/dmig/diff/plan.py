@@ -35,11 +35,10 @@ _ORDER_CLASS = {
     "bit": "number",
     "char": "text",
     "json": "text",
-    "jsonm": "text",
 }
 # Why a column has no common canonical form, for the verdict line.
 _WHY_NOT = "JSON has no common canonical SQL form on PostgreSQL and MariaDB"
-_SERVER_RULES = {"json": "postgresql", "jsonm": "mysql"}
+_SERVER_RULES = {"json": "postgresql"}
 
 
 @dataclass

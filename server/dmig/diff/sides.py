@@ -70,20 +70,9 @@ class Side:
     """A table on one database, ready to answer checksum and row queries."""
 
     def __init__(
-        self,
-        label: str,
-        raw_url: str,
-        table: str,
-        schema: str | None,
-        threads: int,
-        timeout_s: float,
-        *,
-        mariadb_json: bool = True,
+        self, label: str, raw_url: str, table: str, schema: str | None, threads: int, timeout_s: float
     ) -> None:
         self.label = label
-        # MariaDB JSON (LONGTEXT + json_valid check) compared by content; backups, whose restore keeps the
-        # text byte for byte but not always the check, checksum it as text (``dmig.backup.checksum``).
-        self.mariadb_json = mariadb_json
         self.url: URL = parse_url(raw_url)
         self.dialect = dialect_of(self.url)
         self.display = display_url(self.url)
@@ -207,9 +196,8 @@ class Side:
                 side=self.label,
                 table=self.table_name,
             )
-        json_text = self._mariadb_json_columns(conn)
         for col in insp.get_columns(self.table_name, schema=self.schema):
-            category = "jsonm" if col["name"] in json_text else category_of(col["type"], self.dialect)
+            category = category_of(col["type"], self.dialect)
             self.columns[col["name"]] = ColumnInfo(
                 name=col["name"], type=col["type"], category=category, nullable=bool(col["nullable"])
             )
@@ -225,25 +213,6 @@ class Side:
         ]
         self.estimated_rows = self._estimate_rows(conn)
         conn.commit()
-
-    def _mariadb_json_columns(self, conn: sa.Connection) -> set[str]:
-        """MariaDB's JSON is LONGTEXT with a ``json_valid`` check: reflection sees text, the check says JSON."""
-        if not self.mariadb_json or self.dialect != "mysql" or not getattr(conn.dialect, "is_mariadb", False):
-            return set()
-        stmt = sa.text(
-            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-            "WHERE TABLE_NAME = :t AND CONSTRAINT_SCHEMA = coalesce(:s, DATABASE())"
-        )
-        try:
-            clauses = [str(r[0]) for r in conn.execute(stmt, {"t": self.table_name, "s": self.schema})]
-        except sa.exc.SQLAlchemyError:
-            return set()
-        found = set()
-        for clause in clauses:
-            m = re.fullmatch(r"\s*json_valid\(`((?:[^`]|``)+)`\)\s*", clause, flags=re.IGNORECASE)
-            if m:
-                found.add(m.group(1).replace("``", "`"))
-        return found
 
     def _estimate_rows(self, conn: sa.Connection) -> int | None:
         """Catalog statistics, good enough to size sampling; None when the catalog has none."""

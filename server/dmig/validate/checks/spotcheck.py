@@ -219,8 +219,8 @@ def _rule(comp: Comparison, source: sa.Table, target: sa.Table, s_dialect: str, 
         return same
     if rule == "json":
         # psycopg decodes json/jsonb itself; the other drivers hand over the document's text
-        s_dec = s_dialect == "postgresql" and a in ("json", "jsonm")
-        t_dec = t_dialect == "postgresql" and b in ("json", "jsonm")
+        s_dec = s_dialect == "postgresql" and a == "json"
+        t_dec = t_dialect == "postgresql" and b == "json"
 
         def same_json(x: Any, y: Any) -> bool:
             if x is None or y is None:
