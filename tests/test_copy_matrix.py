@@ -37,7 +37,12 @@ def test_copy_every_pair_keeps_every_value(
     assert (out.source_dialect, out.target_dialect) == (source_kind, target_kind)
     [check] = out.verification.tables
     assert check.counts_match and check.source_rows == check.target_rows == ROWS
-    assert check.checksum in ("match", "explained"), check
+    if {source_kind, target_kind} == {"postgresql", "mysql"}:
+        # jsonb against MariaDB JSON has no common canonical SQL form (issue 14): named, never "passed"
+        assert check.checksum == "partial" and "payload" in (check.detail or ""), check
+        assert out.verification.not_compared and "NOT compared: people.payload" in out.message, out.message
+    else:
+        assert check.checksum in ("match", "explained"), check
     # Source rows are hashed as they stream; only the zero dates MySQL turns into NULL make the sums
     # differ, and then the full diff runs and explains them. PostgreSQL to PostgreSQL passes COPY bytes
     # through undecoded, so there each database checksums its side.

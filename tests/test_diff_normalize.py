@@ -34,8 +34,8 @@ NASTY_CATEGORIES = ["int", "text", "text", "decimal", "timestamp", "bool", "int"
         ("decimal", 7, "7"),
         ("float", 0.1, "0.1"),
         ("float", 1e10, "10000000000"),
-        ("float", -1e-10, "0"),
-        ("float", 0.1234565, "0.123457"),
+        ("float", -1e-10, "-0.0000000001"),  # exact value (was rounded to 6 decimals: issue 14)
+        ("float", 0.1234565, "0.1234565"),
         ("float", float("nan"), "NaN"),
         ("float", float("-inf"), "-Infinity"),
         ("timestamp", dt.datetime(2024, 2, 29, 23, 59, 59, 999999), "2024-02-29 23:59:59.999999"),

@@ -54,6 +54,7 @@ def prepare_connection(conn: sa.Connection) -> None:
         register_sqlite(raw)
     elif name == "postgresql":
         conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+        conn.exec_driver_sql("SET extra_float_digits = 1")  # the float rule: shortest round-trip digits
     elif name == "mysql":
         conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
 

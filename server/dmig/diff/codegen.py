@@ -13,19 +13,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dmig.diff.normalize import CANON, NULL_TOKEN, SEPARATOR
+from dmig.diff.normalize import CANON, NULL_TOKEN, SEPARATOR, float_text
 
 RowHasher = Callable[[Sequence[Any]], int]
-
-
-def _decimal_of_float(v: float) -> str:
-    """canon_decimal for a float, without the Decimal round trip when ``repr`` is already plain."""
-    r = repr(v)
-    if "e" in r or "n" in r:  # exponent, nan, inf: the general rule
-        return CANON["decimal"](v)
-    if r.endswith(".0"):
-        r = r[:-2]
-    return "0" if r == "-0" else r
 
 
 def _framed(text: str) -> str:
@@ -40,8 +30,13 @@ def _token_expr(j: int, category: str, framed: bool) -> str:
         if framed:
             return f"(f'{{len({v})}}:{{{v}}}' if type({v}) is str else fr({slow}))"
         return f"({v} if type({v}) is str else {slow})"
+    if category == "char":
+        fast = f"({v}.rstrip(' ') if type({v}) is str else {slow})"
+        return f"fr({fast})" if framed else fast
     if category == "int":
         fast = f"(str({v}) if type({v}) is int else {slow})"
+    elif category == "float":
+        fast = f"(df({v}) if type({v}) is float else {slow})"
     elif category == "decimal":
         fast = f"(df({v}) if type({v}) is float else str({v}) if type({v}) is int else {slow})"
     elif category == "timestamp":
@@ -72,7 +67,7 @@ def row_hasher(categories: Sequence[str], framed: Sequence[bool], positions: Seq
     env: dict[str, Any] = {
         "C": CANON,
         "NULL": NULL_TOKEN,
-        "df": _decimal_of_float,
+        "df": float_text,
         "fr": _framed,
         "md5": hashlib.md5,
         "fb": int.from_bytes,

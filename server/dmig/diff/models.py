@@ -56,7 +56,16 @@ class DiffStats(Output):
 
 
 class DiffResult(Output):
-    equal: bool = Field(description="True when no difference exists in the compared columns.")
+    equal: bool = Field(
+        description="True when no difference exists and every common column was compared (see not_compared)."
+    )
+    equal_on_compared: bool = Field(
+        default=False, description="True when no difference exists in the columns that were compared."
+    )
+    not_compared: list[str] = Field(
+        default_factory=list,
+        description="Common columns that could not be compared, each with the reason; `equal` is then false.",
+    )
     complete: bool = Field(
         description="False when the search stopped at `limit` differences: counts are then lower bounds."
     )

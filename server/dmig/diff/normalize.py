@@ -9,16 +9,36 @@ the Python functions below, registered on the connection). The rules, per value 
 - ``decimal``: plain notation, never an exponent, trailing fractional zeros and a trailing dot
   stripped, no negative zero: ``10.50`` -> ``10.5``, ``100.00`` -> ``100``, ``-0.00`` -> ``0``.
   An integral decimal therefore reads like an integer, so ``INTEGER`` vs ``NUMERIC`` compares.
-- ``float``: the double is taken at 15 significant digits (what PostgreSQL's float8 -> numeric
-  cast does), rounded half away from zero to 6 fractional digits, then written like a decimal.
-  Differences below 1e-6 are therefore not detected; single-precision columns are widened to
-  double first. ``NaN``/``Infinity``/``-Infinity`` are spelt as PostgreSQL spells them.
+- ``float`` (double precision): the exact value, by its shortest round-trip digits (what Python's
+  ``repr``, PostgreSQL's ``float8out`` at ``extra_float_digits`` 1 and MariaDB's ``CAST(d AS
+  CHAR)`` all print), written in plain notation like a decimal: ``1e60`` is a ``1`` and sixty
+  zeros, ``5e-324`` is ``0.`` then 323 zeros and ``5``. So two doubles compare equal exactly when
+  they are the same IEEE value, except that ``-0.0`` equals ``0.0`` (both ``0``, as SQL's ``=``
+  says). ``NaN``/``Infinity``/``-Infinity`` are spelt as PostgreSQL spells them. An integral double
+  reads like an integer and like the equal decimal (``3.0`` -> ``3``).
+- ``float4`` (single precision: PostgreSQL ``real``, MariaDB ``FLOAT``): the float32 value,
+  widened exactly to double, then the double rule (``0.1`` in a ``real`` is
+  ``0.10000000149011612``). SQLite has no float32, so a SQLite value compared with a
+  single-precision column is rounded to float32 first; a double column compared with a
+  single-precision one is compared as double (a copy that narrowed the value shows as changed).
 - ``timestamp``: ``YYYY-MM-DD HH:MM:SS.ffffff``. Zone-aware values are rendered in UTC (each
   session runs with time zone UTC); naive values are taken as they are.
 - ``date``: ``YYYY-MM-DD``; ``time``: ``HH:MM:SS.ffffff``.
 - ``binary``: lower-case hex.
-- ``text`` (and anything else: enums, JSON, UUID, ...): the value's own text, UTF-8. JSON is
-  compared as the server prints it, so ``jsonb`` vs MySQL ``JSON`` may differ in spacing.
+- ``text`` (and anything else: enums, UUID, ...): the value's own text, UTF-8.
+- ``char`` (fixed-length ``CHAR(n)`` on either side): text with trailing blanks (U+0020) removed,
+  which is SQL's PAD SPACE rule; PostgreSQL returns ``char(n)`` blank-padded, MariaDB strips
+  the padding, SQLite keeps what was stored, and all three compare alike this way.
+- ``bit`` (MySQL ``BIT(n)``, PostgreSQL ``bit``/``bit varying``): the unsigned integer the bits
+  spell, in decimal, whatever holds it on the other side: ``BIT(1)`` ``b'1'`` equals boolean true,
+  integer 1, PostgreSQL ``B'1'``, the text ``'1'`` (bits) and SQLite's ``'\x01'`` (bytes).
+- ``json``: the document's content as PostgreSQL ``jsonb`` prints it (keys of each object in
+  jsonb's order, by length then bytes, duplicates resolved to the last, ``", "``/``": "``
+  separators, numbers as their decimal text): the SQLite side renders the same text in Python.
+  MariaDB's JSON is LONGTEXT and is compared as its text (``JSON_NORMALIZE`` keeps each string's
+  escapes as written, so it is no content form): equal text is equal, differently spelt equal
+  documents show as changed. A PostgreSQL JSON column against MariaDB has no common SQL form: that
+  column is reported as NOT compared, by name, in the verdict (``not_compared``), never silently.
 
 NULL is the token ``!``, which no canonical number, time or hex string can start with; text
 tokens are length-prefixed (``5:hello``), so a ``|`` or ``!`` inside data can never be mistaken
@@ -28,30 +48,76 @@ for the column separator ``|`` or for NULL, and ``''`` (``0:``) differs from NUL
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import struct
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BIT, DOUBLE_PRECISION, JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-Category = Literal["int", "bool", "decimal", "float", "timestamp", "date", "time", "binary", "text"]
+Category = Literal[
+    "int",
+    "bool",
+    "decimal",
+    "float",
+    "float4",
+    "timestamp",
+    "date",
+    "time",
+    "binary",
+    "text",
+    "char",
+    "bit",
+    "json",
+]
 
 NULL_TOKEN = "!"
 SEPARATOR = "|"
-FLOAT_SCALE = Decimal("0.000001")
-_WIDE = Context(prec=400)
 TIMESTAMP_FMT = "%Y-%m-%d %H:%M:%S.%f"
 # Categories whose canonical text can contain any character, hence framed with a length prefix.
-FRAMED = frozenset({"text"})
+FRAMED = frozenset({"text", "char", "json"})
 # Categories whose canonical forms agree with each other for the values both can hold.
-_NUMERIC = frozenset({"int", "bool", "decimal"})
+_NUMERIC = frozenset({"int", "bool", "decimal", "bit"})
+_FLOATS = frozenset({"float", "float4"})
+_TEXTS = frozenset({"text", "char"})
+# Rules that only Python (the SQLite side) can apply: a server side never gets them.
+_PYTHON_ONLY = frozenset({"float4"})
+NOT_COMPARABLE = "not comparable"
+_TWO_64 = sa.literal_column("18446744073709551616", sa.Numeric)
 
 
-def category_of(type_: Any) -> Category:
-    """Map a reflected SQLAlchemy type to the normalisation rule it needs."""
+def _refine(base: Category, type_: Any, dialect: str) -> Category:
+    """The dialect-aware refinements: single precision, fixed-length text, bit strings, JSON."""
+    name = type(type_).__name__.upper()
+    if base == "float":
+        single = (dialect == "postgresql" and name == "REAL") or (dialect == "mysql" and name == "FLOAT")
+        return "float4" if single else base
+    if name == "BIT" or (dialect == "postgresql" and name in ("BIT_VARYING", "VARBIT")):
+        return "bit"
+    if (isinstance(type_, sa.JSON) or name in ("JSON", "JSONB")) and dialect != "mysql":
+        return "json"  # MySQL/MariaDB JSON stays text: no SQL there renders jsonb's form
+    if isinstance(type_, sa.CHAR) or name in ("CHAR", "NCHAR", "BPCHAR", "CHARACTER"):
+        return "char"
+    return base
+
+
+def category_of(type_: Any, dialect: str | None = None) -> Category:
+    """Map a reflected SQLAlchemy type to the normalisation rule it needs.
+
+    With ``dialect`` (the diff's sides pass it) the rules of "How values are compared" apply in
+    full: single-precision floats, ``CHAR(n)``, ``BIT`` and JSON get their own categories. Without
+    it (older fingerprints and backups that store categories) the coarse categories stay as they were.
+    """
+    base = _base_category(type_)
+    return base if dialect is None else _refine(base, type_, dialect)
+
+
+def _base_category(type_: Any) -> Category:
     name = type(type_).__name__.upper()
     if isinstance(type_, sa.Boolean):
         return "bool"
@@ -75,30 +141,51 @@ def category_of(type_: Any) -> Category:
 def reconcile(
     source: Category, target: Category, source_sqlite: bool, target_sqlite: bool
 ) -> tuple[Category, Category]:
-    """Choose the rule each side applies to one column.
+    """Choose the rule each side applies to one column (``NOT_COMPARABLE`` when none fits both).
 
     SQLite stores values loosely (a DATETIME column holds text), and our SQLite functions can read
     any storage class, so the SQLite side adopts the other side's rule. Between two servers, each
-    side keeps its own rule where the canonical forms agree (int/decimal), floats win over
-    decimals (both rounded the float way), and anything else stays per side (and will differ).
+    side keeps its own rule where the canonical forms agree (int/decimal/bit, float/float4,
+    text/char under the padding rule), floats win over decimals, ``CHAR`` wins over text (the
+    padding rule applies whenever either side is fixed-length), ``bit`` is read on the side that
+    holds bits and the other side's integers/booleans/bit text agree with it, and JSON needs the
+    same server on both sides.
     """
+    pair = {source, target}
+    if "char" in pair and pair <= _TEXTS:
+        source = target = "char"
     if source == target:
         return source, target
-    if source_sqlite and not target_sqlite:
-        return target, target
-    if target_sqlite and not source_sqlite:
-        return source, source
     if source_sqlite and target_sqlite:
         chosen = target if source == "text" else source
         return chosen, chosen
-    if "float" in (source, target) and {source, target} <= _NUMERIC | {"float"}:
-        return "float", "float"
+    if source_sqlite or target_sqlite:
+        other = target if source_sqlite else source
+        mine = source if source_sqlite else target
+        if other == "float4" and mine not in _FLOATS | _NUMERIC | {"text"}:
+            other = "float"
+        chosen = other
+        return (chosen, other) if source_sqlite else (other, chosen)
+    if pair & _FLOATS and pair <= _NUMERIC | _FLOATS:
+        # float4 is widened exactly in SQL, so on a server it is the double rule.
+        return ("float" if source == "float4" else source if source in _FLOATS else "float"), (
+            "float" if target == "float4" else target if target in _FLOATS else "float"
+        )
+    if "bit" in pair:
+        other = target if source == "bit" else source
+        if other in _NUMERIC or other in _TEXTS:
+            return "bit", "bit"
+    if "json" in pair:
+        other = target if source == "json" else source
+        if other in _TEXTS:
+            return "json", "json"  # only PostgreSQL can render the text side's JSON the jsonb way (see plan)
+        return NOT_COMPARABLE, NOT_COMPARABLE  # type: ignore[return-value]
     return source, target
 
 
 def compatible(source: Category, target: Category) -> bool:
     """Whether two per-side rules can render equal values to equal text."""
-    return source == target or {source, target} <= _NUMERIC
+    return source == target or {source, target} <= _NUMERIC or {source, target} <= _FLOATS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,23 +236,150 @@ def canon_decimal(v: Any) -> str:
     return _dec_text(d) if d is not None else str(v)
 
 
-def canon_float(v: Any) -> str:
+def float_text(v: float) -> str:
+    """A double's exact value in plain notation, from its shortest round-trip digits (``repr``)."""
+    if v != v:
+        return "NaN"
+    if v in (math.inf, -math.inf):
+        return "Infinity" if v > 0 else "-Infinity"
+    r = repr(v)
+    if "e" in r:
+        return _dec_text(Decimal(r))
+    if r.endswith(".0"):
+        r = r[:-2]
+    return "0" if r == "-0" else r
+
+
+def _as_float(v: Any) -> float | None:
     if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        d: Decimal | None = Decimal(format(v, ".15g"))
-    else:
-        d = _to_decimal(v)
-        if d is not None and d.is_finite():
-            d = Decimal(format(float(d), ".15g"))
-    if d is None:
+        return v
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | Decimal):
+        try:
+            return float(v)
+        except OverflowError:
+            return math.inf if v > 0 else -math.inf
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def canon_float(v: Any) -> str:
+    f = _as_float(v)
+    return str(v) if f is None else float_text(f)
+
+
+def _to_float32(f: float) -> float:
+    try:
+        return struct.unpack("<f", struct.pack("<f", f))[0]
+    except OverflowError:  # beyond float32's range: what a float32 column would hold is out of reach
+        return math.inf if f > 0 else -math.inf
+
+
+def canon_float4(v: Any) -> str:
+    f = _as_float(v)
+    return str(v) if f is None else float_text(_to_float32(f))
+
+
+def canon_char(v: Any) -> str:
+    return canon_text(v).rstrip(" ")
+
+
+def canon_bit(v: Any) -> str:
+    """The unsigned integer a bit string spells, whatever form it arrived in."""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
         return str(v)
-    if not d.is_finite():
-        return _dec_text(d)
-    # A double can reach 1.8e308: the default 28-digit context cannot hold it with 6 decimals.
-    return _dec_text(d.quantize(FLOAT_SCALE, rounding=ROUND_HALF_UP, context=_WIDE))
+    if isinstance(v, bytes | bytearray | memoryview):
+        return str(int.from_bytes(bytes(v), "big"))
+    if isinstance(v, str):
+        if v and set(v) <= {"0", "1"}:
+            return str(int(v, 2))
+        try:
+            return str(int.from_bytes(v.encode("latin-1"), "big"))
+        except UnicodeEncodeError:
+            return v
+    return canon_int(v)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray | memoryview):
+        v = bytes(v).decode("utf-8", errors="replace")
+    if isinstance(v, str):
+        return json.loads(v, parse_float=Decimal, parse_int=Decimal)
+    return _decimals(v)
+
+
+def _decimals(v: Any) -> Any:
+    """Numbers of an already decoded document as Decimal (drivers hand over dicts and floats)."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return Decimal(repr(v))
+    if isinstance(v, int):
+        return Decimal(v)
+    if isinstance(v, dict):
+        return {str(k): _decimals(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_decimals(x) for x in v]
+    return v
+
+
+def _jsonb_number(d: Decimal) -> str:
+    text = format(d, "f")
+    return text.lstrip("-") if d == 0 else text
+
+
+def _jsonb_text(v: Any) -> str:
+    """PostgreSQL's jsonb output: keys by (UTF-8 length, bytes), ", " and ": ", numbers as numeric prints them."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, Decimal):
+        return _jsonb_number(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list):
+        return "[" + ", ".join(_jsonb_text(x) for x in v) + "]"
+    keys = sorted(v, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+    return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_jsonb_text(v[k])}" for k in keys) + "}"
+
+
+def canon_json(v: Any) -> str:
+    try:
+        return _jsonb_text(_json_value(v))
+    except ValueError:  # not JSON at all: its own text, which a valid document on the other side never equals
+        return canon_text(v)
+
+
+def value_rule(a: Category, b: Category) -> Category | None:
+    """The rule for two values compared in Python with each side's driver value at hand (validate's spot
+    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer;
+    None leaves the comparison to the caller's own value normalisation (numbers by exact value)."""
+    pair = {a, b}
+    if "json" in pair:
+        return "json"
+    if "char" in pair and pair <= _TEXTS:
+        return "char"
+    if "bit" in pair:
+        return "bit"
+    return None
+
+
+def canon_json_value(v: Any, decoded: bool) -> str:
+    """``canon_json`` of a value a driver already decoded (psycopg hands jsonb over as Python values:
+    a jsonb scalar string is then a plain ``str`` that must not be parsed again)."""
+    if v is None:
+        return "null"
+    return _jsonb_text(_decimals(v)) if decoded else canon_json(v)
 
 
 def _parse_iso(v: str) -> dt.datetime | dt.date | None:
@@ -241,11 +455,15 @@ CANON: dict[str, Callable[[Any], str]] = {
     "bool": canon_int,
     "decimal": canon_decimal,
     "float": canon_float,
+    "float4": canon_float4,
     "timestamp": canon_timestamp,
     "date": canon_date,
     "time": canon_time,
     "binary": canon_binary,
     "text": canon_text,
+    "char": canon_char,
+    "bit": canon_bit,
+    "json": canon_json,
 }
 
 
@@ -289,6 +507,48 @@ def _compile_trim_trailing(element: _trim_trailing, compiler: Any, **kw: Any) ->
     return f"TRIM(TRAILING {compiler.process(char, **kw)} FROM {compiler.process(expr, **kw)})"
 
 
+class _trim_leading(FunctionElement[str]):
+    """MySQL ``TRIM(LEADING c FROM s)``."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = "trim_leading"
+
+
+@compiles(_trim_leading)
+def _compile_trim_leading(element: _trim_leading, compiler: Any, **kw: Any) -> str:
+    expr, char = list(element.clauses)
+    return f"TRIM(LEADING {compiler.process(char, **kw)} FROM {compiler.process(expr, **kw)})"
+
+
+class _as_double(FunctionElement[Any]):
+    """MariaDB/MySQL ``CAST(x AS DOUBLE)`` (SQLAlchemy skips CAST to DOUBLE on MySQL)."""
+
+    type = sa.Float()
+    inherit_cache = True
+    name = "as_double"
+
+
+@compiles(_as_double)
+def _compile_as_double(element: _as_double, compiler: Any, **kw: Any) -> str:
+    (expr,) = list(element.clauses)
+    return f"CAST({compiler.process(expr, **kw)} AS DOUBLE)"
+
+
+class _as_unsigned(FunctionElement[Any]):
+    """MySQL ``CAST(x AS UNSIGNED)``: a BIT value as its integer."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "as_unsigned"
+
+
+@compiles(_as_unsigned)
+def _compile_as_unsigned(element: _as_unsigned, compiler: Any, **kw: Any) -> str:
+    (expr,) = list(element.clauses)
+    return f"CAST({compiler.process(expr, **kw)} AS UNSIGNED)"
+
+
 class _convert_utf8mb4(FunctionElement[str]):
     """MySQL ``CONVERT(x USING utf8mb4)``: one character set (and collation) for every text part."""
 
@@ -311,9 +571,26 @@ def _pg(category: str, col: sa.ColumnElement[Any], pg_version: int) -> sa.Column
         return sa.cast(sa.cast(col, sa.Integer), sa.Text)
     if category == "decimal":
         return sa.cast(_pg_trim(sa.cast(col, sa.Numeric), pg_version), sa.Text)
-    if category == "float":
-        rounded = f.round(sa.cast(sa.cast(col, sa.Float(precision=53)), sa.Numeric), 6)
-        return sa.cast(_pg_trim(rounded, pg_version), sa.Text)
+    if category in ("float", "float4"):
+        # float8out prints the shortest round-trip digits (extra_float_digits is set to 1 by the
+        # side); fixed notation is already canonical apart from "-0", exponents go through numeric.
+        text = sa.cast(sa.cast(col, DOUBLE_PRECISION), sa.Text)
+        plain = sa.cast(_pg_trim(sa.cast(text, sa.Numeric), pg_version), sa.Text)
+        return sa.case(
+            (f.strpos(text, lit("e")) > 0, plain),
+            (text == lit("-0"), lit("0")),
+            else_=text,
+        )
+    if category == "char":
+        return f.rtrim(sa.cast(col, sa.Text), lit(" "))
+    if category == "bit":
+        if isinstance(getattr(col, "type", None), sa.Boolean | sa.Integer):
+            return sa.cast(sa.cast(col, sa.BigInteger), sa.Text)
+        bits = sa.cast(sa.cast(f.lpad(sa.cast(col, sa.Text), 64, lit("0")), BIT(64)), sa.BigInteger)
+        unsigned = sa.case((bits < 0, sa.cast(bits, sa.Numeric) + _TWO_64), else_=sa.cast(bits, sa.Numeric))
+        return sa.cast(unsigned, sa.Text)
+    if category == "json":
+        return sa.cast(sa.cast(col, JSONB), sa.Text)
     if category == "timestamp":
         return f.to_char(col, lit("YYYY-MM-DD HH24:MI:SS.US"))
     if category == "date":
@@ -342,14 +619,48 @@ def _mysql_strip(text: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     )
 
 
+def _mysql_float(col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """A double's plain-notation text on MariaDB, from ``CAST(d AS CHAR)``'s shortest digits.
+
+    Fixed notation (most values) is already canonical for the absolute value; only a text with
+    an exponent (``1e60``, ``5e-324``) is taken apart and written out, in the CASE branch that
+    MariaDB evaluates for those rows alone.
+    """
+    f = sa.func
+    value = _as_double(col)
+    text = sa.cast(f.abs(value), sa.String)
+    mantissa = f.substring_index(text, lit("e"), 1)
+    exponent = sa.cast(f.substring_index(text, lit("e"), -1), sa.Integer)
+    fraction = sa.case(
+        (f.locate(lit("."), mantissa) > 0, f.char_length(f.substring_index(mantissa, lit("."), -1))), else_=0
+    )
+    digits = _trim_leading(f.replace(mantissa, lit("."), lit("")), lit("0"))
+    shift = (exponent - fraction).self_group()
+    n = f.char_length(digits)
+    written = sa.case(
+        (digits == lit(""), lit("0")),
+        (shift >= 0, f.concat(digits, f.repeat(lit("0"), shift))),
+        (n > -shift, _mysql_strip(f.concat(f.left(digits, n + shift), lit("."), f.right(digits, -shift)))),
+        else_=_mysql_strip(f.concat(lit("0."), f.repeat(lit("0"), -shift - n), digits)),
+    )
+    body = sa.case((f.locate(lit("e"), text) == 0, text), else_=written)
+    return sa.case((value < 0, f.concat(lit("-"), body)), else_=body)
+
+
 def _mysql(category: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     f = sa.func
     if category in ("int", "bool"):
         return sa.cast(col, sa.String)
     if category == "decimal":
         return _mysql_strip(sa.cast(col, sa.String))
-    if category == "float":
-        return _mysql_strip(sa.cast(sa.cast(col, sa.Numeric(65, 6)), sa.String))
+    if category in ("float", "float4"):
+        return _mysql_float(col)
+    if category == "char":
+        return _trim_trailing(_convert_utf8mb4(col), lit(" "))
+    if category == "bit":
+        if isinstance(getattr(col, "type", None), sa.String):
+            return sa.cast(f.conv(col, 2, 10), sa.String)  # text of the bits
+        return sa.cast(_as_unsigned(col), sa.String)
     if category == "timestamp":
         return f.date_format(col, lit("%Y-%m-%d %H:%i:%s.%f"))
     if category == "date":

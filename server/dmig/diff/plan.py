@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from dmig.diff.hashing import row_hash_sql, sum_sql
 from dmig.diff.models import WhereClause
-from dmig.diff.normalize import FRAMED, Category, canon_sql, compatible, reconcile
+from dmig.diff.normalize import FRAMED, NOT_COMPARABLE, Category, canon_sql, compatible, reconcile
 from dmig.diff.segments import Segment, byte_order, range_predicate, sample_query
 from dmig.diff.sides import Side
 from dmig.errors import InvalidInput
@@ -31,7 +31,14 @@ _ORDER_CLASS = {
     "time": "time",
     "binary": "bytes",
     "text": "text",
+    "float4": "number",
+    "bit": "number",
+    "char": "text",
+    "json": "text",
 }
+# Why a column has no common canonical form, for the verdict line.
+_WHY_NOT = "JSON has no common canonical SQL form on PostgreSQL and MariaDB"
+_SERVER_RULES = {"json": "postgresql"}
 
 
 @dataclass
@@ -167,6 +174,7 @@ class Plan:
     exact_order: bool
     check_null_keys: bool
     warnings: list[str]
+    not_compared: list[str] = field(default_factory=list)
 
     @property
     def multiset(self) -> bool:
@@ -303,9 +311,18 @@ def build_plan(
 
     cats_src: list[Category] = []
     cats_tgt: list[Category] = []
-    for name in compared:
+    not_compared: list[str] = []
+    for name in list(compared):
         a, b = src.columns[name].category, tgt.columns[mapping[name]].category
         ra, rb = reconcile(a, b, src.dialect == "sqlite", tgt.dialect == "sqlite")
+        if not _applicable(ra, src.dialect) or not _applicable(rb, tgt.dialect):
+            ra = rb = NOT_COMPARABLE  # type: ignore[assignment]
+        if ra == NOT_COMPARABLE:
+            if name in key_names:
+                raise InvalidInput(f"key column {name} cannot be compared across these two servers ({_WHY_NOT})")
+            not_compared.append(f"{name} ({_WHY_NOT})")
+            compared.remove(name)
+            continue
         if not compatible(ra, rb):
             warnings.append(
                 f"column {name}: {ra} on the source vs {rb} on the target; compared as each side's canonical text,"
@@ -360,7 +377,14 @@ def build_plan(
         exact_order=exact,
         check_null_keys=check_nulls,
         warnings=warnings,
+        not_compared=not_compared,
     )
+
+
+def _applicable(category: str, dialect: str) -> bool:
+    """A server-side JSON rule runs only on its own server (SQLite renders either in Python)."""
+    server = _SERVER_RULES.get(category)
+    return server is None or dialect in (server, "sqlite")
 
 
 def _ordering(side: Side, column: str) -> tuple[bool, bool]:

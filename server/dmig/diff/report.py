@@ -33,7 +33,12 @@ def cell(value: Any) -> str:
 
 def _summary_rows(r: DiffResult) -> list[tuple[str, str]]:
     s = r.stats
-    verdict = "equal" if r.equal else "DIFFERENT"
+    if r.not_compared and r.equal_on_compared:
+        verdict = "equal on the compared columns; NOT compared: " + ", ".join(r.not_compared)
+    elif r.not_compared:
+        verdict = "DIFFERENT; NOT compared: " + ", ".join(r.not_compared)
+    else:
+        verdict = "equal" if r.equal else "DIFFERENT"
     return [
         ("result", verdict + ("" if r.complete else f" (stopped at limit {r.limit}: counts are lower bounds)")),
         ("mode", r.mode),

@@ -100,6 +100,7 @@ def diff_table(
         src.open()
         tgt.open()
         plan = build_plan(src, tgt, key, columns, clauses)
+        _null_keys_as_multiset(plan)
         opts = Options(
             segments=segments, bisection_factor=bisection_factor, download_threshold=download_threshold, limit=limit
         )
@@ -107,6 +108,11 @@ def diff_table(
     finally:
         src.close()
         tgt.close()
+    if plan.not_compared:
+        result["equal_on_compared"] = result["equal"]
+        result["equal"] = False  # a column left out means the tables were not shown equal
+    else:
+        result["equal_on_compared"] = result["equal"]
     result["stats"] = DiffStats(
         **result["stats"],
         queries_source=src.stats.queries,
@@ -128,8 +134,31 @@ def diff_table(
         columns_only_in_target=plan.only_target,
         limit=limit,
         warnings=plan.warnings,
+        not_compared=plan.not_compared,
         **result,
     )
+
+
+def _null_keys_as_multiset(plan: Plan) -> None:
+    """A primary key holding NULL (SQLite allows it unless the type is exactly INTEGER): compare whole rows.
+
+    Key ranges never contain a NULL key, so a keyed comparison would leave those rows out and
+    could call two different tables equal. Counting them costs one indexed query per side; when
+    either side has any, the table is compared as a multiset of whole rows (key included), which
+    counts and compares every row.
+    """
+    if plan.multiset or plan.check_null_keys or "sqlite" not in (plan.src.dialect, plan.tgt.dialect):
+        return
+    counts = []
+    for sp in (plan.src, plan.tgt):
+        rows = sp.side.submit(lambda conn, sp=sp: sp.side.execute(conn, sp.null_keys())).result()
+        counts.append(int(rows[0][0]))
+    if any(counts):
+        plan.warnings.append(
+            f"the primary key ({', '.join(plan.key)}) is NULL in {counts[0]} source and {counts[1]} target row(s): "
+            "the table was compared as a multiset of whole rows, key included"
+        )
+        plan.key = []
 
 
 def _run_keyed(plan: Plan, opts: Options, progress: ProgressFn) -> dict[str, Any]:

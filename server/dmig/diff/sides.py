@@ -160,6 +160,8 @@ class Side:
             )
             conn.exec_driver_sql(f"SET statement_timeout = {ms}")
             conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+            # float8out's shortest round-trip digits (PostgreSQL 12+): the float rule of dmig.diff.normalize.
+            conn.exec_driver_sql("SET extra_float_digits = 1")
             # Grouped checksum queries cannot estimate their group count; enough memory keeps them hashed.
             conn.exec_driver_sql("SET work_mem = '64MB'")
             self.version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
@@ -195,8 +197,9 @@ class Side:
                 table=self.table_name,
             )
         for col in insp.get_columns(self.table_name, schema=self.schema):
+            category = category_of(col["type"], self.dialect)
             self.columns[col["name"]] = ColumnInfo(
-                name=col["name"], type=col["type"], category=category_of(col["type"]), nullable=bool(col["nullable"])
+                name=col["name"], type=col["type"], category=category, nullable=bool(col["nullable"])
             )
         self.primary_key = list(insp.get_pk_constraint(self.table_name, schema=self.schema)["constrained_columns"])
         uniques = [u["column_names"] for u in insp.get_unique_constraints(self.table_name, schema=self.schema)]

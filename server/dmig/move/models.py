@@ -238,7 +238,8 @@ class TableCheck(Output):
     rejects: int = 0
     counts_match: bool | None = None
     checksum: str = Field(
-        description="match, differ, explained (differences within documented conversions), skipped or unavailable."
+        description="match, differ, explained (differences within documented conversions), partial (matched on the "
+        "compared columns, some column could not be compared: named in detail), skipped or unavailable."
     )
     method: str | None = Field(
         default=None,
@@ -261,6 +262,10 @@ class Verification(Output):
     )
     ok: bool | None = Field(description="True when every comparable table matched; None when nothing compared.")
     tables: list[TableCheck] = Field(default_factory=list)
+    not_compared: list[str] = Field(
+        default_factory=list,
+        description="table.column (reason) for every copied column no check could compare; the verdict names them.",
+    )
     note: str | None = None
 
 

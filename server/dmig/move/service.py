@@ -753,5 +753,13 @@ def _message(
     if not_carried:
         parts.append(f"{len(not_carried)} schema object(s) not carried over (each named with the reason: not_carried)")
     if v.ran:
-        parts.append("verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify")
+        if v.ok and v.not_compared:
+            left_out = ", ".join(v.not_compared)
+            parts.append(f"verification matched on the compared columns only; NOT compared: {left_out}")
+        else:
+            parts.append(
+                "verification passed" if v.ok else "verification FAILED" if v.ok is False else "nothing to verify"
+            )
+        if v.ok is False and v.not_compared:
+            parts.append("NOT compared: " + ", ".join(v.not_compared))
     return "; ".join(parts)

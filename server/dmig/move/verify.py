@@ -19,6 +19,7 @@ side by side.
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ from dmig.move.plan import TablePlan
 from dmig.move.rawconn import RawConn
 from dmig.move.streamhash import HashSpec, partition_totals
 from dmig.move.transforms import TargetSpec
-from dmig.move.typemap import Kind, sqlite_decimal_as_text
 from dmig.redact import redact
 
 _DIFF_OPS = {
@@ -84,48 +84,39 @@ def _diff_where(plan: TablePlan) -> list[dict[str, Any]] | None:
     return out
 
 
-def _comparable(kind: Kind, plan: TablePlan) -> bool:
-    """Whether the checksum diff can compare a column copied unchanged (see the type mapping)."""
-    if plan.source_dialect == plan.target_dialect:
-        return True
-    if kind.name in ("json", "other"):
-        return False  # each server prints JSON (and its other types) its own way
-    if plan.target_dialect == "sqlite":
-        return not (sqlite_decimal_as_text(kind) or (kind.name == "int" and kind.unsigned and kind.bits == 64))
-    return True
-
-
 @dataclass
 class Choice:
-    """What the checksum of one table compares, or why it cannot."""
+    """What the checksum of one table compares, or why it cannot.
+
+    Every column copied unchanged is handed to the diff, whose rules (``dmig.diff.normalize``)
+    compare JSON, CHAR, BIT and doubles by value; a column the diff finds no common form for is
+    named in ``not_compared`` and the table's check is then "partial", never "match".
+    """
 
     columns: list[str] = field(default_factory=list)
-    uncomparable: list[str] = field(default_factory=list)
     where: list[dict[str, Any]] = field(default_factory=list)
     skip: str | None = None
+    not_compared: list[str] = field(default_factory=list)
 
     @property
     def compared(self) -> str:
-        return f"{len(self.columns)} columns compared" + (
-            f" ({', '.join(self.uncomparable)}: stored in a different form by design, counted only)"
-            if self.uncomparable
-            else ""
+        return f"{len(self.columns) - len(self.not_compared)} columns compared" + (
+            f"; NOT compared: {', '.join(self.not_compared)}" if self.not_compared else ""
         )
 
 
 def checksum_choice(plan: TablePlan, spec: TargetSpec) -> Choice:
-    """The columns copied unchanged that both sides can render alike; shared by the streamed and the full check."""
+    """The columns copied unchanged; shared by the streamed and the full check."""
     copied = [c for c in spec.columns if c.origin == c.name]
-    columns = [c.name for c in copied if _comparable(c.kind, plan)]
-    uncomparable = [c.name for c in copied if c.name not in columns]
+    columns = [c.name for c in copied]
     if plan.key and not all(k in columns for k in plan.key):
         return Choice(skip="key columns were renamed or transformed")
-    if not plan.key and (uncomparable or len(copied) != len(spec.columns)):
-        return Choice(skip="no key, and not every column is comparable: counts only")
+    if not plan.key and len(copied) != len(spec.columns):
+        return Choice(skip="no key, and not every column was copied unchanged: counts only")
     where = _diff_where(plan)
     if where is None:
         return Choice(skip="the filter uses LIKE, which the checksum diff cannot express")
-    return Choice(columns=columns, uncomparable=uncomparable, where=where)
+    return Choice(columns=columns, where=where)
 
 
 def _diff_plan(source_url: str, target_url: str, plan: TablePlan, choice: Choice) -> Any:
@@ -187,6 +178,7 @@ def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) ->
         dplan, src, tgt = _diff_plan(source_url, target_url, item.plan, choice)
     except Exception:
         return None
+    choice.not_compared = list(dplan.not_compared)
     try:
         spec = _spec_of(dplan, item.plan)
         totals = partition_totals(item.stream, spec.fingerprint) if item.stream and spec is not None else None
@@ -213,7 +205,7 @@ def _sums(item: VerifyItem, source_url: str, target_url: str, choice: Choice) ->
     detail = f"{choice.compared}; {how}"
     if item.rejects:
         detail += f"; the {item.rejects} rejected rows are the only ones not copied"
-    return "match", detail, method
+    return ("partial" if choice.not_compared else "match"), detail, method
 
 
 def _readback(item: VerifyItem, target: Engine) -> tuple[str, str, str, int] | None:
@@ -291,11 +283,13 @@ def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, 
         return "unavailable", redact(exc.message)[:300], "diff"
     except Exception as exc:  # the copy is done; a failing check must be reported, not crash the summary
         return "unavailable", redact(f"{type(exc).__name__}: {exc}")[:300], "diff"
+    choice.not_compared = list(result.not_compared)
     compared = choice.compared
-    if result.equal:
-        return "match", compared, "diff"
+    agreed = "partial" if choice.not_compared else "match"
+    if result.equal_on_compared:
+        return agreed, compared, "diff"
     if result.extra_count == 0 and result.missing_count == item.rejects and result.changed_count == 0:
-        return "match", f"{compared}; the {item.rejects} missing rows are the rejected ones", "diff"
+        return agreed, f"{compared}; the {item.rejects} missing rows are the rejected ones", "diff"
     explained = result.changed_count <= item.warnings and result.missing_count == item.rejects
     detail = (
         f"missing {result.missing_count}, extra {result.extra_count}, changed {result.changed_count} "
@@ -303,8 +297,10 @@ def _checksum(item: VerifyItem, source_url: str, target_url: str) -> tuple[str, 
     )
     if explained and result.extra_count == 0:
         return (
-            "explained",
-            detail + f"; within the {item.warnings} documented value conversions (e.g. zero dates)",
+            agreed if choice.not_compared else "explained",
+            detail
+            + f"; within the {item.warnings} documented value conversions (e.g. zero dates)"
+            + (f"; NOT compared: {', '.join(choice.not_compared)}" if choice.not_compared else ""),
             "diff",
         )
     return "differ", detail, "diff"
@@ -346,8 +342,23 @@ def verify(
 
 
 def summarize(checks: list[TableCheck]) -> Verification:
-    compared = [c for c in checks if c.counts_match is not None or c.checksum in ("match", "differ", "explained")]
+    """``ok`` says whether anything compared differs; ``not_compared`` lists what no check covered.
+
+    A table whose check is "partial" matched on every compared column but left some column out:
+    ``ok`` stays true (nothing was found wrong), and the verdict line names the column instead of
+    saying "passed" (see ``move.service._message``).
+    """
+    compared = [
+        c for c in checks if c.counts_match is not None or c.checksum in ("match", "differ", "explained", "partial")
+    ]
     ok = None
     if compared:
         ok = all(c.counts_match is not False and c.checksum != "differ" for c in checks)
-    return Verification(ran=True, ok=ok, tables=checks)
+    partial = [f"{c.table}.{part}" for c in checks if c.checksum == "partial" for part in _named(c.detail)]
+    return Verification(ran=True, ok=ok, tables=checks, not_compared=partial)
+
+
+def _named(detail: str | None) -> list[str]:
+    """The "NOT compared: a (why), b (why)" part of a partial check's detail, one entry per column."""
+    text = (detail or "").split("NOT compared: ", 1)[-1].split(";", 1)[0]
+    return [p.strip() for p in re.split(r",\s*(?![^()]*\))", text) if p.strip()]

@@ -29,7 +29,10 @@ build time: feed it to self_improve."""
 
 
 def _exit_code(out: CopySummary) -> int:
-    return 0 if out.ok else 1
+    """0 copied and verified; 1 failed or differs; 3 copied, matched, but some column could not be compared."""
+    if not out.ok:
+        return 1
+    return 3 if out.verification.not_compared else 0
 
 
 def _render(out: CopySummary) -> str:

@@ -54,6 +54,13 @@ class DiffInput(Input):
     )
 
 
+def _exit_code(out: DiffResult) -> int:
+    """0 equal; 1 different; 3 equal on the compared columns but some column could not be compared."""
+    if out.equal:
+        return 0
+    return 3 if out.equal_on_compared and out.not_compared else 1
+
+
 def diff(inp: DiffInput, rc: RunContext) -> DiffResult:
     if inp.report:
         rc.require_writable("writing the diff report")
@@ -100,7 +107,7 @@ TOOLS = [
         idempotent=True,
         open_world=True,
         cli_positional=("source_url", "target_url"),
-        cli_exit_code=lambda out: 0 if out.equal else 1,
+        cli_exit_code=_exit_code,
         cli_render=to_terminal,
         tags=("validate",),
     )

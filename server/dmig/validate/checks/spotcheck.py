@@ -18,11 +18,13 @@ evaluating its own expressions (``expr.py``), and compared after normalisation (
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from dmig.diff.normalize import canon, canon_json_value, category_of, value_rule
 from dmig.errors import InvalidInput
 from dmig.validate.checks import CheckEnv
 from dmig.validate.db import Session, column, raw, where_clause
@@ -30,6 +32,8 @@ from dmig.validate.expr import compile_expr
 from dmig.validate.result import Outcome
 from dmig.validate.spec import Comparison, SpotCheck
 from dmig.validate.values import normalise, same, shown
+
+Rule = Callable[[Any, Any], bool]
 
 _CHUNK = 200
 KEYS_SHOWN = 50  # chosen keys listed in the figures (reproducibility can be checked by eye)
@@ -135,7 +139,11 @@ def pick_keys(check: SpotCheck, env: CheckEnv, s: Session, table: sa.Table, keys
 
 
 def comparisons(check: SpotCheck, source: sa.Table, target: sa.Table) -> list[Comparison]:
-    """Explicit mappings, free comparisons, then same-named columns (unless excluded)."""
+    """Explicit mappings, free comparisons, then same-named columns (unless excluded).
+
+    A table whose every column is part of the key (a join table) has no field to compare: the
+    check then compares key presence (each chosen key must exist on both sides) and says so.
+    """
     out = [Comparison(name=tgt, source=src, target=tgt) for tgt, src in check.columns.items()]
     out.extend(check.compare)
     if check.include_common:
@@ -146,6 +154,8 @@ def comparisons(check: SpotCheck, source: sa.Table, target: sa.Table) -> list[Co
             if c.name not in taken and c.name in source.c
         )
     out = [c for c in out if c.name not in check.exclude]
+    if not out and check.include_common and all(c.name in check.key for c in target.c):
+        return []
     if not out:
         raise InvalidInput("spot_check has nothing to compare: give 'columns' or 'compare', or share column names")
     return out
@@ -188,10 +198,41 @@ def run(check: SpotCheck, env: CheckEnv) -> Outcome:
             comps = comparisons(check, stable, ttable)
             sexprs = [compile_expr(c.source, stable, src.dialect) for c in comps]
             texprs = [compile_expr(c.target, ttable, tgt.dialect) for c in comps]
+            rules = [_rule(c, stable, ttable, src.dialect, tgt.dialect) for c in comps]
             picked = pick_keys(check, env, src, stable, skeys)
             srows = fetch(src, stable, skeys, sexprs, picked.keys)
             trows = fetch(tgt, ttable, tkeys, texprs, picked.keys)
-    return _compare(check, env, comps, picked, srows, trows)
+    return _compare(check, env, comps, picked, srows, trows, rules)
+
+
+def _rule(comp: Comparison, source: sa.Table, target: sa.Table, s_dialect: str, t_dialect: str) -> Rule:
+    """How one field is compared: for plain columns, the diff's rules (``dmig.diff.normalize``) where they
+    say more than value normalisation does (JSON content, CHAR padding, bits); else ``values.same``."""
+    if not (isinstance(comp.source, str) and isinstance(comp.target, str)):
+        return same
+    if comp.source not in source.c or comp.target not in target.c:
+        return same
+    a = category_of(source.c[comp.source].type, s_dialect)
+    b = category_of(target.c[comp.target].type, t_dialect)
+    rule = value_rule(a, b)
+    if rule is None:
+        return same
+    if rule == "json":
+        # psycopg decodes json/jsonb itself; the other drivers hand over the document's text
+        s_dec = s_dialect == "postgresql" and a == "json"
+        t_dec = t_dialect == "postgresql" and b == "json"
+
+        def same_json(x: Any, y: Any) -> bool:
+            if x is None or y is None:
+                return x is None and y is None
+            return canon_json_value(x, s_dec) == canon_json_value(y, t_dec)
+
+        return same_json
+
+    def same_canon(x: Any, y: Any) -> bool:
+        return canon(rule, x) == canon(rule, y)
+
+    return same_canon
 
 
 def _key_shown(key: tuple[Any, ...], cap: int) -> Any:
@@ -199,8 +240,15 @@ def _key_shown(key: tuple[Any, ...], cap: int) -> Any:
 
 
 def _compare(
-    check: SpotCheck, env: CheckEnv, comps: list[Comparison], picked: Picked, srows: dict, trows: dict
+    check: SpotCheck,
+    env: CheckEnv,
+    comps: list[Comparison],
+    picked: Picked,
+    srows: dict,
+    trows: dict,
+    rules: list[Rule] | None = None,
 ) -> Outcome:
+    rules = rules or [same] * len(comps)
     limit = check.max_mismatches or max(env.defaults.sample_size, 1)
     cap = env.defaults.max_value_chars
     mismatches: list[dict[str, Any]] = []
@@ -220,8 +268,8 @@ def _compare(
             missing_target += t_vals is None
         else:
             compared += 1
-            for comp, a, b in zip(comps, s_vals, t_vals, strict=True):
-                if not same(a, b):
+            for comp, rule, a, b in zip(comps, rules, s_vals, t_vals, strict=True):
+                if not rule(a, b):
                     per_field[comp.name] += 1
                     fields[comp.name] = {"source": shown(a, cap), "target": shown(b, cap)}
         differing += bool(fields)
@@ -236,8 +284,9 @@ def _compare(
                 mismatches.append(entry)
     ok = bad_rows == 0
     table = check.label
+    what = f"on {len(comps)} field(s)" if comps else "by key presence only (every column is part of the key)"
     summary = (
-        f"{table}: {compared} row(s) compared on {len(comps)} field(s), all equal"
+        f"{table}: {compared} row(s) compared {what}, all equal"
         if ok
         else f"{table}: {bad_rows} of {len(picked.keys)} chosen row(s) differ ({missing_target} missing in target, "
         f"{missing_source} missing in source, {differing} with differing fields)"
