@@ -1180,3 +1180,68 @@ def record(source: str, target: str, family: str, out: Outcome) -> None:
         }
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+
+# --- the per-pair table of docs/copy-type-mapping.md, from a DMIG_FIDELITY_RECORD file -------------------
+
+RULE = {
+    "int": "exact integer",
+    "dec": "exact decimal",
+    "f64": "exact IEEE double (NaN = NaN)",
+    "f32": "float32 value",
+    "text": "exact text",
+    "char": "text, trailing blanks ignored",
+    "bytes": "exact bytes",
+    "bool": "truth value",
+    "bit": "integer value",
+    "json": "parsed JSON content",
+    "date": "date",
+    "time": "time of day / duration, µs",
+    "timetz": "wall time and offset",
+    "ts": "timestamp (UTC instant if aware), µs",
+    "interval": "months + µs",
+    "uuid": "128-bit value",
+    "inet": "address/prefix",
+    "enum": "label",
+    "set": "set of members",
+    "array": "elements",
+    "point": "(x, y)",
+    "year": "integer",
+}
+_NAME = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
+
+
+def mapping_table(record_path: str) -> str:
+    """Markdown: per pair, each family's source type, the type the copy created, the comparison rule, the verdict."""
+    recs = {}
+    with open(record_path, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            recs[(r["source"], r["target"], r["family"])] = r
+    out = []
+    for s, t in PAIRS:
+        out += [
+            f"### {_NAME[s]} → {_NAME[t]}\n",
+            "| family | source type | target type (as created) | compared as | suite verdict |",
+        ]
+        out.append("|---|---|---|---|---|")
+        for fam_name, fam in FAMILIES[s].items():
+            r = recs.get((s, t, fam_name))
+            gap = KNOWN_GAPS.get((s, t, fam_name))
+            verdict = f"known gap: {gap}" if gap else "faithful, tools agree"
+            cols = {"id": Col(fam.key.split(" ", 1)[1], fam.key_kind), **fam.columns} if fam.keys else dict(fam.columns)
+            for i, (c, col) in enumerate(cols.items()):
+                if r and r["mapping"]:
+                    src_t, tgt_t = r["mapping"].get(c, ["?", "?"])
+                else:
+                    src_t, tgt_t = col.ddl.format(t="t"), "(copy aborted)"
+                v = verdict.replace("|", "/") if i == 0 else ""
+                out.append(f"| {fam_name if i == 0 else ''} | `{src_t}` | `{tgt_t}` | {RULE[col.kind]} | {v} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # python tests/fidelity_helpers.py RECORD.jsonl > table.md
+    import sys
+
+    print(mapping_table(sys.argv[1]))
