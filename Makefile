@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench plugin-validate wheel-check clean
+.PHONY: demo test fidelity lint fmt bench plugin-validate wheel-check clean
 
 $(STAMP): pyproject.toml server/dmig/native/fastcopy.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ demo: $(STAMP)
 TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The fidelity suite (tests/test_fidelity_*.py) with drawn rows: `make test` runs each (pair x type family) case
+# once on its edge rows; this runs DMIG_FIDELITY_EXAMPLES examples of up to DMIG_FIDELITY_ROWS random rows each.
+DMIG_FIDELITY_EXAMPLES ?= 25
+DMIG_FIDELITY_ROWS ?= 20
+fidelity: $(STAMP)
+	DMIG_FIDELITY_EXAMPLES=$(DMIG_FIDELITY_EXAMPLES) DMIG_FIDELITY_ROWS=$(DMIG_FIDELITY_ROWS) \
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/test_fidelity_copy.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check server tests bench
