@@ -17,9 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-import sqlglot
 from sqlalchemy.engine import Engine
-from sqlglot import exp
 
 from dmig.db.dialects import mariadb_check_constraints
 from dmig.move.models import Omission
@@ -38,6 +36,8 @@ class Untranslatable(Exception):
 
 def translate(sql: str, source: str, target: str) -> str:
     """``sql`` (an expression or a SELECT) in the target's dialect; the text itself within one dialect."""
+    import sqlglot  # imported when needed: `dmig copy --help` loads no SQL parser
+
     if source == target:
         return sql
     try:
@@ -51,6 +51,9 @@ def translate(sql: str, source: str, target: str) -> str:
 
 def referenced_columns(sql: str, dialect: str) -> set[str]:
     """The column names an expression reads (empty when it does not parse)."""
+    import sqlglot  # imported when needed: `dmig copy --help` loads no SQL parser
+    from sqlglot import exp
+
     try:
         tree = sqlglot.parse_one(sql, read=SQLGLOT[dialect])
     except Exception:
@@ -64,6 +67,9 @@ def referenced_columns(sql: str, dialect: str) -> set[str]:
 def sqlite_generated(conn: sa.Connection, table: str) -> dict[str, tuple[str, bool]]:
     """SQLite's generated columns from the table's own CREATE statement (SQLAlchemy misreads several of
     them in one table: its pattern runs from the first ``AS (`` to the last ``)``)."""
+    import sqlglot  # imported when needed: `dmig copy --help` loads no SQL parser
+    from sqlglot import exp
+
     sql = conn.execute(
         sa.select(sa.column("sql")).select_from(sa.table("sqlite_master")).where(sa.column("name") == table)
     ).scalar()
@@ -314,6 +320,9 @@ def source_views(engine: Engine, dialect: str, schema: str | None) -> dict[str, 
 
 def view_tables(sql: str, dialect: str) -> set[str]:
     """The tables and views a SELECT reads (CTE names excluded)."""
+    import sqlglot  # imported when needed: `dmig copy --help` loads no SQL parser
+    from sqlglot import exp
+
     tree = sqlglot.parse_one(sql, read=SQLGLOT[dialect])
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     return {t.name for t in tree.find_all(exp.Table)} - ctes
