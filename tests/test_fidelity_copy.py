@@ -25,8 +25,9 @@ def _param(source: str, target: str, family: str) -> object:
     return pytest.param(source, target, family, id=f"{source}-{target}-{family}", marks=marks)
 
 
-# Databases shared by the module's tests (each example creates its own uniquely named table): creating and
-# dropping two databases per test would cost more than the copies themselves.
+# Databases shared by the module's tests on one xdist worker (each example creates its own uniquely named
+# table): creating and dropping two databases per test would cost more than the copies themselves. The cases
+# are spread over every worker (each makes its own four databases): on one worker they took ~2 min.
 @pytest.fixture(scope="module")
 def fid_pg1() -> Iterator[str]:
     yield from _pg_database()
@@ -58,7 +59,6 @@ def _database(request: pytest.FixtureRequest, folder: Path, kind: str, n: int) -
     return request.getfixturevalue({"postgresql": "fid_pg", "mysql": "fid_mysql"}[kind] + str(n))
 
 
-@pytest.mark.xdist_group("fidelity")  # one worker: the bounded suite's share of `make test` stays serial and small
 @pytest.mark.parametrize(("source", "target", "family"), [_param(*c) for c in F.CASES])
 def test_copy_fidelity(source: str, target: str, family: str, request: pytest.FixtureRequest, fid_dir: Path) -> None:
     fam = F.FAMILIES[source][family]
