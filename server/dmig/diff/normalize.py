@@ -535,6 +535,12 @@ def _compile_as_double(element: _as_double, compiler: Any, **kw: Any) -> str:
     return f"CAST({compiler.process(expr, **kw)} AS DOUBLE)"
 
 
+def mysql_double(col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """``CAST(col AS DOUBLE)`` on MariaDB/MySQL: a FLOAT widened exactly (validate reads FLOAT this way,
+    as the text protocol prints only 6 digits of it)."""
+    return _as_double(col)
+
+
 class _as_unsigned(FunctionElement[Any]):
     """MySQL ``CAST(x AS UNSIGNED)``: a BIT value as its integer."""
 

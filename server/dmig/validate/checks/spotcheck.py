@@ -12,28 +12,25 @@ Which rows (all chosen on the source, all reproducible):
 - recent: the newest rows by a timestamp column;
 - keys: named keys.
 Both sides are then read with ``WHERE key IN (...)`` (at most a few hundred rows), each side
-evaluating its own expressions (``expr.py``), and compared after normalisation (``values.py``).
+evaluating its own expressions (``expr.py``), and compared by the diff's per-type rules
+(``fields.py``), else after normalisation (``values.py``).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
-from dmig.diff.normalize import canon, canon_json_value, category_of, value_rule
 from dmig.errors import InvalidInput
 from dmig.validate.checks import CheckEnv
 from dmig.validate.db import Session, column, raw, where_clause
-from dmig.validate.expr import compile_expr
+from dmig.validate.fields import Rule, geometry_columns, plan
 from dmig.validate.result import Outcome
 from dmig.validate.spec import Comparison, SpotCheck
 from dmig.validate.values import normalise, same, shown
-
-Rule = Callable[[Any, Any], bool]
 
 _CHUNK = 200
 KEYS_SHOWN = 50  # chosen keys listed in the figures (reproducibility can be checked by eye)
@@ -196,43 +193,15 @@ def run(check: SpotCheck, env: CheckEnv) -> Outcome:
             ttable = tgt.table(check.target_name, env.schema("target", check.target_schema))
             tkeys = [column(ttable, k) for k in check.key]
             comps = comparisons(check, stable, ttable)
-            sexprs = [compile_expr(c.source, stable, src.dialect) for c in comps]
-            texprs = [compile_expr(c.target, ttable, tgt.dialect) for c in comps]
-            rules = [_rule(c, stable, ttable, src.dialect, tgt.dialect) for c in comps]
+            geometry = (geometry_columns(src, stable), geometry_columns(tgt, ttable))
+            plans = [plan(c, src, stable, tgt, ttable, geometry) for c in comps]
+            sexprs = [p[0] for p in plans]
+            texprs = [p[1] for p in plans]
+            rules = [p[2] for p in plans]
             picked = pick_keys(check, env, src, stable, skeys)
             srows = fetch(src, stable, skeys, sexprs, picked.keys)
             trows = fetch(tgt, ttable, tkeys, texprs, picked.keys)
     return _compare(check, env, comps, picked, srows, trows, rules)
-
-
-def _rule(comp: Comparison, source: sa.Table, target: sa.Table, s_dialect: str, t_dialect: str) -> Rule:
-    """How one field is compared: for plain columns, the diff's rules (``dmig.diff.normalize``) where they
-    say more than value normalisation does (JSON content, CHAR padding, bits); else ``values.same``."""
-    if not (isinstance(comp.source, str) and isinstance(comp.target, str)):
-        return same
-    if comp.source not in source.c or comp.target not in target.c:
-        return same
-    a = category_of(source.c[comp.source].type, s_dialect)
-    b = category_of(target.c[comp.target].type, t_dialect)
-    rule = value_rule(a, b)
-    if rule is None:
-        return same
-    if rule == "json":
-        # psycopg decodes json/jsonb itself; the other drivers hand over the document's text
-        s_dec = s_dialect == "postgresql" and a == "json"
-        t_dec = t_dialect == "postgresql" and b == "json"
-
-        def same_json(x: Any, y: Any) -> bool:
-            if x is None or y is None:
-                return x is None and y is None
-            return canon_json_value(x, s_dec) == canon_json_value(y, t_dec)
-
-        return same_json
-
-    def same_canon(x: Any, y: Any) -> bool:
-        return canon(rule, x) == canon(rule, y)
-
-    return same_canon
 
 
 def _key_shown(key: tuple[Any, ...], cap: int) -> Any:
