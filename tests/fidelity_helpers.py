@@ -815,8 +815,6 @@ KNOWN_GAPS: dict[tuple[str, str, str], str] = {
     ("mysql", "sqlite", "geometry"): _GEO_VALIDATE,
     ("mysql", "postgresql", "geometry"): _GEO_VALIDATE,
     ("mysql", "mysql", "zero_dates"): "issue 14 types: zero dates rejected/NULLed within MariaDB (sql_mode not kept)",
-    ("postgresql", "sqlite", "timetz"): "validate's spot check: timetz vs its copied text (diff and copy verify agree)",
-    ("postgresql", "mysql", "timetz"): "validate's spot check: timetz vs its copied text (diff and copy verify agree)",
     ("mysql", "sqlite", "float"): _FLOAT_MY,
     ("mysql", "postgresql", "float"): _FLOAT_MY,
     ("mysql", "mysql", "float"): _FLOAT_MY + " (also MySQL->MySQL; validate says pass)",

@@ -427,15 +427,20 @@ def canon_json(v: Any) -> str:
 
 def value_rule(a: Category, b: Category) -> Category | None:
     """The rule for two values compared in Python with each side's driver value at hand (validate's spot
-    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer;
+    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer
+    (``bit varying`` against text by its bit text), timetz against text by wall time and offset;
     None leaves the comparison to the caller's own value normalisation (numbers by exact value)."""
     pair = {a, b}
     if "json" in pair:
         return "json"
     if "char" in pair and pair <= _TEXTS:
         return "char"
+    if "varbit" in pair:
+        return "bit" if pair & _NUMERIC else "varbit"  # as ``reconcile`` chooses: integer vs numbers, else bit text
     if "bit" in pair:
         return "bit"
+    if "timetz" in pair and pair - {"timetz"} <= _TEXTS:
+        return "timetz"
     return None
 
 
