@@ -115,10 +115,14 @@ def test_sql_canonical_values_and_hashes_match_python(db_url: str) -> None:
 
 
 def test_postgresql_timetz_is_canonicalised_like_python(pg_url: str) -> None:
-    """to_char has no timetz form: the wall-clock part is rendered, as Python renders an aware time."""
+    """timetz by wall time and offset, as Python's isoformat writes an aware time (the copy's text form)."""
     import sqlalchemy as sa
 
-    values = [dt.time(1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2))), dt.time(23, 59, 59, tzinfo=dt.UTC)]
+    values = [
+        dt.time(1, 2, 3, 4, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.time(23, 59, 59, tzinfo=dt.UTC),
+        dt.time(12, 0, 0, 500000, tzinfo=dt.timezone(-dt.timedelta(hours=5, minutes=30))),
+    ]
     engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE tz (id int PRIMARY KEY, t timetz)")
@@ -132,5 +136,6 @@ def test_postgresql_timetz_is_canonicalised_like_python(pg_url: str) -> None:
         got = side.submit(lambda conn: side.execute(conn, stmt)).result()
     finally:
         side.close()
-    assert sp.categories == ["int", "time"]
-    assert [r[1] for r in got] == [canon("time", v) for v in values] == ["01:02:03.000004", "23:59:59.000000"]
+    assert sp.categories == ["int", "timetz"]
+    assert [r[1] for r in got] == [canon("timetz", v) for v in values]
+    assert [r[1] for r in got] == ["01:02:03.000004+02:00", "23:59:59+00:00", "12:00:00.500000-05:30"]

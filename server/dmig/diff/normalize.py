@@ -29,9 +29,19 @@ the Python functions below, registered on the connection). The rules, per value 
 - ``char`` (fixed-length ``CHAR(n)`` on either side): text with trailing blanks (U+0020) removed,
   which is SQL's PAD SPACE rule; PostgreSQL returns ``char(n)`` blank-padded, MariaDB strips
   the padding, SQLite keeps what was stored, and all three compare alike this way.
-- ``bit`` (MySQL ``BIT(n)``, PostgreSQL ``bit``/``bit varying``): the unsigned integer the bits
-  spell, in decimal, whatever holds it on the other side: ``BIT(1)`` ``b'1'`` equals boolean true,
-  integer 1, PostgreSQL ``B'1'``, the text ``'1'`` (bits) and SQLite's ``'\x01'`` (bytes).
+- ``bit`` (MySQL ``BIT(n)``, PostgreSQL ``bit(n)``, and ``bit varying`` against a number): the
+  unsigned integer the bits spell, in decimal, whatever holds it on the other side: ``BIT(1)``
+  ``b'1'`` equals boolean true (PostgreSQL ``boolean`` is read as ``(col)::int``, it has no cast to
+  ``bigint``), integer 1, ``numeric`` 1, PostgreSQL ``B'1'``, the text ``'1'`` (bits) and SQLite's
+  ``'\x01'`` (bytes).
+- ``varbit`` (PostgreSQL ``bit varying`` against text or ``bit varying``): the text of the bits as
+  written, length and leading zeros included (``B'0101'`` and ``B'101'`` differ, as PostgreSQL says).
+- ``timetz`` (PostgreSQL ``time with time zone``): wall time and offset as Python's ``isoformat``
+  writes it (``12:00:00+02:00``, ``23:59:59.500000-05:30``), the text the copy writes into a text
+  column; a text side is compared as stored (SQLite's parsed and rewritten).
+- ``geometry`` (MariaDB spatial types, reflected as ``NullType``; the catalog names them): against
+  text, MariaDB's WKT (``ST_AsText``), the copy's form; MariaDB against MariaDB compares the stored
+  bytes (SRID + WKB) by the ``binary`` rule.
 - ``json``: the document's content as PostgreSQL ``jsonb`` prints it (keys of each object in
   jsonb's order, by length then bytes, duplicates resolved to the last, ``", "``/``": "``
   separators, numbers as their decimal text): the SQLite side renders the same text in Python.
@@ -73,18 +83,28 @@ Category = Literal[
     "text",
     "char",
     "bit",
+    "varbit",
     "json",
+    "timetz",
+    "geometry",
 ]
 
 NULL_TOKEN = "!"
 SEPARATOR = "|"
 TIMESTAMP_FMT = "%Y-%m-%d %H:%M:%S.%f"
 # Categories whose canonical text can contain any character, hence framed with a length prefix.
-FRAMED = frozenset({"text", "char", "json"})
+FRAMED = frozenset({"text", "char", "json", "geometry"})
 # Categories whose canonical forms agree with each other for the values both can hold.
 _NUMERIC = frozenset({"int", "bool", "decimal", "bit"})
 _FLOATS = frozenset({"float", "float4"})
 _TEXTS = frozenset({"text", "char"})
+# Rules whose canonical text is, by construction, the text form the copy writes into a text column.
+_AS_TEXT = frozenset({"varbit", "timetz", "geometry"})
+# MySQL/MariaDB spatial types (reflected as NullType; the catalog names them).
+SPATIAL_TYPES = frozenset(
+    {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"}
+    | {"geometrycollection", "geomcollection"}
+)
 # Rules that only Python (the SQLite side) can apply: a server side never gets them.
 _PYTHON_ONLY = frozenset({"float4"})
 NOT_COMPARABLE = "not comparable"
@@ -97,8 +117,12 @@ def _refine(base: Category, type_: Any, dialect: str) -> Category:
     if base == "float":
         single = (dialect == "postgresql" and name == "REAL") or (dialect == "mysql" and name == "FLOAT")
         return "float4" if single else base
-    if name == "BIT" or (dialect == "postgresql" and name in ("BIT_VARYING", "VARBIT")):
+    if dialect == "postgresql" and (name in ("BIT_VARYING", "VARBIT") or (name == "BIT" and type_.varying)):
+        return "varbit"
+    if name == "BIT":
         return "bit"
+    if base == "time" and dialect == "postgresql" and getattr(type_, "timezone", False):
+        return "timetz"
     if (isinstance(type_, sa.JSON) or name in ("JSON", "JSONB")) and dialect != "mysql":
         return "json"  # MySQL/MariaDB JSON stays text: no SQL there renders jsonb's form
     if isinstance(type_, sa.CHAR) or name in ("CHAR", "NCHAR", "BPCHAR", "CHARACTER"):
@@ -115,6 +139,12 @@ def category_of(type_: Any, dialect: str | None = None) -> Category:
     """
     base = _base_category(type_)
     return base if dialect is None else _refine(base, type_, dialect)
+
+
+def native_category(type_text: str, dialect: str) -> Category | None:
+    """The rule for a column SQLAlchemy reflects as ``NullType``, from the catalog's type text (MariaDB geometry)."""
+    base = type_text.split("(")[0].strip().lower()
+    return "geometry" if dialect == "mysql" and base in SPATIAL_TYPES else None
 
 
 def _base_category(type_: Any) -> Category:
@@ -154,6 +184,11 @@ def reconcile(
     pair = {source, target}
     if "char" in pair and pair <= _TEXTS:
         source = target = "char"
+    if "varbit" in pair and len(pair) == 2 and pair - {"varbit"} <= _NUMERIC:
+        # against numbers (MySQL BIT, integers, booleans) a bit string is the integer it spells
+        source, target = ("bit" if c == "varbit" else c for c in (source, target))
+    if source == target == "geometry":
+        return "binary", "binary"  # MariaDB on both sides: its own bytes, SRID included
     if source == target:
         return source, target
     if source_sqlite and target_sqlite:
@@ -185,7 +220,9 @@ def reconcile(
 
 def compatible(source: Category, target: Category) -> bool:
     """Whether two per-side rules can render equal values to equal text."""
-    return source == target or {source, target} <= _NUMERIC or {source, target} <= _FLOATS
+    pair = {source, target}
+    as_text = len(pair & _AS_TEXT) == 1 and len(pair - _AS_TEXT) == 1 and pair - _AS_TEXT <= _TEXTS
+    return source == target or pair <= _NUMERIC or pair <= _FLOATS or as_text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +344,34 @@ def canon_bit(v: Any) -> str:
     return canon_int(v)
 
 
+def canon_varbit(v: Any) -> str:
+    """A bit string against text: its text of bits as written, length and leading zeros included
+    (PostgreSQL's ``B'0101'`` and ``B'101'`` are different values, and so are the texts)."""
+    return canon_text(v)
+
+
+def canon_timetz(v: Any) -> str:
+    """A time of day with its offset as Python's ``isoformat`` writes it (``12:00:00+02:00``,
+    ``23:59:59.500000-05:30``): the form the copy writes into a text column. Text without an
+    offset stays as it is, so it never equals a zoned value."""
+    value = v
+    if isinstance(v, str):
+        try:
+            value = dt.time.fromisoformat(v.strip())
+        except ValueError:
+            return v
+    if isinstance(value, dt.time) and value.tzinfo is not None:
+        return value.isoformat()
+    return canon_text(v)
+
+
+def canon_geometry(v: Any) -> str:
+    """MariaDB geometry against text: its WKT (``ST_AsText`` on MariaDB; a text side as stored)."""
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v).hex()  # MariaDB's own SRID + WKB bytes: never equal to a WKT text
+    return canon_text(v)
+
+
 def _json_value(v: Any) -> Any:
     if isinstance(v, bytes | bytearray | memoryview):
         v = bytes(v).decode("utf-8", errors="replace")
@@ -362,15 +427,20 @@ def canon_json(v: Any) -> str:
 
 def value_rule(a: Category, b: Category) -> Category | None:
     """The rule for two values compared in Python with each side's driver value at hand (validate's spot
-    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer;
+    check): JSON by content (PostgreSQL's and MariaDB's columns alike), CHAR unpadded, bits by integer
+    (``bit varying`` against text by its bit text), timetz against text by wall time and offset;
     None leaves the comparison to the caller's own value normalisation (numbers by exact value)."""
     pair = {a, b}
     if "json" in pair:
         return "json"
     if "char" in pair and pair <= _TEXTS:
         return "char"
+    if "varbit" in pair:
+        return "bit" if pair & _NUMERIC else "varbit"  # as ``reconcile`` chooses: integer vs numbers, else bit text
     if "bit" in pair:
         return "bit"
+    if "timetz" in pair and pair - {"timetz"} <= _TEXTS:
+        return "timetz"
     return None
 
 
@@ -463,7 +533,10 @@ CANON: dict[str, Callable[[Any], str]] = {
     "text": canon_text,
     "char": canon_char,
     "bit": canon_bit,
+    "varbit": canon_varbit,
     "json": canon_json,
+    "timetz": canon_timetz,
+    "geometry": canon_geometry,
 }
 
 
@@ -590,13 +663,20 @@ def _pg(category: str, col: sa.ColumnElement[Any], pg_version: int) -> sa.Column
     if category == "char":
         return f.rtrim(sa.cast(col, sa.Text), lit(" "))
     if category == "bit":
-        if isinstance(getattr(col, "type", None), sa.Boolean | sa.Integer):
-            return sa.cast(sa.cast(col, sa.BigInteger), sa.Text)
+        held = getattr(col, "type", None)
+        if isinstance(held, sa.Boolean):
+            return sa.cast(sa.cast(col, sa.Integer), sa.Text)  # boolean has no cast to bigint, only to int
+        if isinstance(held, sa.Integer):
+            return sa.cast(col, sa.Text)
+        if isinstance(held, sa.Numeric) and not isinstance(held, sa.Float):
+            return _pg("decimal", col, pg_version)  # BIT(64) beyond bigint, held as numeric(20)
         bits = sa.cast(sa.cast(f.lpad(sa.cast(col, sa.Text), 64, lit("0")), BIT(64)), sa.BigInteger)
         unsigned = sa.case((bits < 0, sa.cast(bits, sa.Numeric) + _TWO_64), else_=sa.cast(bits, sa.Numeric))
         return sa.cast(unsigned, sa.Text)
     if category == "json":
         return sa.cast(sa.cast(col, JSONB), sa.Text)
+    if category == "timetz":
+        return _pg_timetz(col)
     if category == "timestamp":
         return f.to_char(col, lit("YYYY-MM-DD HH24:MI:SS.US"))
     if category == "date":
@@ -607,6 +687,25 @@ def _pg(category: str, col: sa.ColumnElement[Any], pg_version: int) -> sa.Column
     if category == "binary":
         return f.encode(col, lit("hex"))
     return sa.cast(col, sa.Text)
+
+
+def _pg_timetz(col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """``canon_timetz`` in SQL: ``HH:MM:SS``, ``.ffffff`` unless zero, then ``+HH:MM`` (``:SS`` if any)."""
+    f = sa.func
+    wall = sa.cast(col, sa.Time)
+    micros = f.to_char(wall, lit("US"))
+    frac = sa.case((micros == lit("000000"), lit("")), else_=lit(".").op("||")(micros))
+    east = sa.cast(sa.extract("timezone", col), sa.Integer)
+    secs = f.abs(east)
+
+    def two(n: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        return f.lpad(sa.cast(n, sa.Text), 2, lit("0"))
+
+    sign = sa.case((east < 0, lit("-")), else_=lit("+"))
+    rest = f.mod(secs, 60)
+    seconds = sa.case((rest == 0, lit("")), else_=lit(":").op("||")(two(rest)))
+    offset = sign.op("||")(two(f.div(secs, 3600))).op("||")(lit(":")).op("||")(two(f.div(f.mod(secs, 3600), 60)))
+    return f.to_char(wall, lit("HH24:MI:SS")).op("||")(frac).op("||")(offset).op("||")(seconds)
 
 
 def _pg_trim(num: sa.ColumnElement[Any], pg_version: int) -> sa.ColumnElement[Any]:
@@ -675,6 +774,8 @@ def _mysql(category: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
         return f.time_format(col, lit("%H:%i:%s.%f"))
     if category == "binary":
         return f.lower(f.hex(col))
+    if category == "geometry":
+        return _convert_utf8mb4(f.ST_AsText(col))
     return _convert_utf8mb4(col)
 
 

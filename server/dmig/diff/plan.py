@@ -35,6 +35,9 @@ _ORDER_CLASS = {
     "bit": "number",
     "char": "text",
     "json": "text",
+    "varbit": "text",
+    "timetz": "time",
+    "geometry": "bytes",
 }
 # Why a column has no common canonical form, for the verdict line.
 _WHY_NOT = "JSON has no common canonical SQL form on PostgreSQL and MariaDB"

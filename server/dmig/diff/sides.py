@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from dmig.db.dialects import column_catalog
 from dmig.db.engine import classify, open_engine
 from dmig.db.urls import dialect_of, display_url, parse_url
 from dmig.diff.hashing import register_sqlite
-from dmig.diff.normalize import Category, category_of
+from dmig.diff.normalize import Category, category_of, native_category
 from dmig.errors import DatabaseError, DmigError, NotFound
 from dmig.redact import redact
 
@@ -196,8 +197,15 @@ class Side:
                 side=self.label,
                 table=self.table_name,
             )
-        for col in insp.get_columns(self.table_name, schema=self.schema):
+        raw_cols = insp.get_columns(self.table_name, schema=self.schema)
+        unknown = [c for c in raw_cols if isinstance(c["type"], sa.types.NullType)]
+        catalog = column_catalog(conn, self.schema, self.table_name) if unknown else {}
+        for col in raw_cols:
             category = category_of(col["type"], self.dialect)
+            if isinstance(col["type"], sa.types.NullType):
+                # a type SQLAlchemy does not know (MariaDB geometry): the catalog's name decides
+                native = native_category(catalog.get(col["name"], ("",))[0], self.dialect)
+                category = native or category
             self.columns[col["name"]] = ColumnInfo(
                 name=col["name"], type=col["type"], category=category, nullable=bool(col["nullable"])
             )
