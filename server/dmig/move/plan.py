@@ -224,9 +224,12 @@ def _complete_types(conn: sa.Connection, dialect: str, table: str, schema: str |
             c["type"].collation, c["type"].charset = collation, charset
 
 
-def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str]) -> bool:
+def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str], declared: str | None = None) -> bool:
+    """Whether the column is the table's own counter. On SQLite only a single-column key declared exactly
+    ``INTEGER`` is one (an alias of the rowid); ``BIGINT PRIMARY KEY`` or ``INT PRIMARY KEY`` is an ordinary
+    column that may even hold NULLs, and recreating it as a rowid alias would renumber them 1, 2, 3."""
     if dialect == "sqlite":
-        return pk == [col["name"]] and isinstance(col["type"], sa.Integer)
+        return pk == [col["name"]] and (declared or "").strip().upper() == "INTEGER"
     return col.get("autoincrement") is True and col["name"] in pk
 
 
@@ -323,6 +326,9 @@ def _reflect_one(
     from dmig.move import extras  # extras builds on this module's dataclasses
 
     computed = extras.computed_of(conn, source_dialect, name, raw_cols)
+    declared = (
+        {n: t for n, (t, _cs, _co) in column_catalog(conn, schema, name).items()} if source_dialect == "sqlite" else {}
+    )
     columns = []
     for c in raw_cols:
         if c["name"] in mapping.exclude_columns and c["name"] not in key:
@@ -333,7 +339,7 @@ def _reflect_one(
                 name=c["name"],
                 kind=kind,
                 nullable=bool(c["nullable"]),
-                autoincrement=_autoincrement(source_dialect, c, key),
+                autoincrement=_autoincrement(source_dialect, c, key, declared.get(c["name"])),
                 default=str(c["default"]) if c.get("default") is not None else None,
                 type=c["type"],
                 select_as_text=_select_as_text(source_dialect, kind, c["type"], same),

@@ -152,7 +152,8 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
                 ctype,
                 *args,
                 primary_key=in_pk,
-                nullable=col.nullable and not in_pk,
+                # SQLite keys other than the rowid may hold NULLs: a nullable source key stays nullable there
+                nullable=col.nullable and (not in_pk or (tgt == "sqlite" and plan.source_dialect == "sqlite")),
                 autoincrement=auto if tgt != "postgresql" or auto else False,
                 server_default=sa.text(default) if default is not None else None,
             )
