@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from dmig.move.expressions import ExprCompiler
 from dmig.move.plan import TablePlan
@@ -101,6 +103,21 @@ def pg_timestamp_text(pg_us: int, zone: str) -> str:
     return f"{text} {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{us:06d}{zone}{era}"
 
 
+class AsDouble(FunctionElement):  # type: ignore[type-arg]
+    """``CAST(col AS DOUBLE)``, for a MySQL/MariaDB FLOAT: the text protocol prints a single-precision value
+    with 6 significant digits (3.4028234663852886e+38 arrives as 3.40282e+38), a double with all of them,
+    and widening float32 to double is exact. SQLAlchemy skips a CAST to DOUBLE on MySQL, hence this."""
+
+    type = sa.Float()
+    name = "as_double"
+    inherit_cache = True
+
+
+@compiles(AsDouble)
+def _as_double(element: AsDouble, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
+
+
 class Page(list):  # type: ignore[type-arg]
     """Source rows plus ``bad``: row index -> why that row cannot be copied as it was read."""
 
@@ -122,7 +139,9 @@ class Reader:
         cols = []
         for c in plan.columns:
             col = sa.column(c.name)
-            if c.kind.spatial and plan.target_dialect != plan.source_dialect:
+            if self.raw.name == "mysql" and c.kind.name == "float" and c.kind.bits == 32:
+                cols.append(AsDouble(col).label(c.name))
+            elif c.kind.spatial and plan.target_dialect != plan.source_dialect:
                 cols.append(sa.func.ST_AsText(col).label(c.name))  # WKT: the documented form across dialects
             else:
                 cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
