@@ -79,7 +79,7 @@ def test_mysql_to_mysql_keeps_column_collations(request: pytest.FixtureRequest, 
         "ci VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, "
         "bin VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, "
         "lat VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci, t TEXT) "
-        "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+        "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         "INSERT INTO ck VALUES ('a', 'x', 'y', 'z', 't'), ('B', 'X', 'Y', 'Z', 'T')",
     )
     sql = (
@@ -89,6 +89,10 @@ def test_mysql_to_mysql_keeps_column_collations(request: pytest.FixtureRequest, 
     out = run_copy(src, tgt, project)
     assert out.tables[0].rejects == 0, out.model_dump_json(indent=1)
     assert query(tgt, sql) == query(src, sql)
+    table = (
+        "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ck'"
+    )
+    assert query(tgt, table) == query(src, table) == [("utf8mb4_bin",)]
     assert query(tgt, "SELECT v FROM (SELECT id AS v FROM ck WHERE id = 'A') x") == [("a",)]
 
 

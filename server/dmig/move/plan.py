@@ -104,6 +104,7 @@ class TablePlan:
     all_columns: list[str] = field(default_factory=list)  # every source column (filters may use excluded ones)
     checks: list[CheckSpec] = field(default_factory=list)
     generated: list[tuple[int, SourceColumn]] = field(default_factory=list)  # kept generated: (position, column)
+    table_charset: tuple[str, str] | None = None  # MySQL/MariaDB source: the table's default (charset, collation)
 
     def column(self, name: str) -> SourceColumn:
         for c in self.columns:
@@ -222,6 +223,21 @@ def _complete_types(conn: sa.Connection, dialect: str, table: str, schema: str |
             c["type"] = NativeType(text)  # "" on SQLite: a column declared without a type (no affinity)
         elif collation and hasattr(c["type"], "collation"):
             c["type"].collation, c["type"].charset = collation, charset
+
+
+_TABLE_CHARSET = sa.text(
+    "SELECT c.CHARACTER_SET_NAME, t.TABLE_COLLATION FROM information_schema.TABLES t"
+    " JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION"
+    " WHERE t.TABLE_SCHEMA = COALESCE(:s, DATABASE()) AND t.TABLE_NAME = :t"
+)
+
+
+def _mysql_table_charset(conn: sa.Connection, schema: str | None, table: str) -> tuple[str, str] | None:
+    """The table's default character set and collation: a MySQL-to-MySQL copy creates the target table with
+    them, so columns added to it later get the source's default, and a column whose collation is the table's
+    default on the source is the table's default on the target too (not only the same collation)."""
+    row = conn.execute(_TABLE_CHARSET, {"s": schema, "t": table}).first()
+    return (str(row[0]), str(row[1])) if row and row[0] and row[1] else None
 
 
 def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str], declared: str | None = None) -> bool:
@@ -379,6 +395,7 @@ def _reflect_one(
         notes=notes,
         all_columns=list(by_name),
         checks=extras.reflect_checks(conn, insp, source_dialect, schema, name),
+        table_charset=_mysql_table_charset(conn, schema, name) if source_dialect == "mysql" else None,
     )
     if not key:
         plan.notes.append("no primary key or unique NOT NULL key: copied in one transaction, no resume point")
