@@ -124,11 +124,14 @@ def test_postgresql_types_cross_as_postgresql_text(
     for i in range(n):
         vals = [f"'{v[i].replace(chr(39), chr(39) * 2)}'::{t}" if i < len(v) else "NULL" for t, v in PG_TYPES.values()]
         rows.append(f"({i + 1}, {', '.join(vals)})")
-    run_sql(src, "SET lc_monetary = 'C'", f"CREATE TABLE pt (id INT PRIMARY KEY, {cols})")
+    run_sql(src, f"CREATE TABLE pt (id INT PRIMARY KEY, {cols})")
     run_sql(src, f"INSERT INTO pt VALUES {', '.join(rows)}")
+    run_sql(src, "CREATE TABLE ip1 (id INTEGER PRIMARY KEY, ip INET)", "INSERT INTO ip1 VALUES (1, '192.168.0.1')")
     out = run_copy(src, tgt, project)
-    assert out.tables[0].rejects == 0, out.model_dump_json(indent=1)
-    names = list(PG_TYPES)
-    want = query(src, f"SELECT id, {', '.join(c + '::text' for c in names)} FROM pt ORDER BY id")
-    got = query(tgt, f"SELECT id, {', '.join(names)} FROM pt ORDER BY id")
+    assert [t.rejects for t in out.tables] == [0, 0], out.model_dump_json(indent=1)
+    assert query(tgt, "SELECT id, ip FROM ip1") == [(1, "192.168.0.1")]
+    # the literals above are written as PostgreSQL prints them (inet's output omits a full-length netmask,
+    # which a cast to text would add: '192.168.0.1'::inet::text is '192.168.0.1/32')
+    want = [(i + 1, *[v[i] if i < len(v) else None for _t, v in PG_TYPES.values()]) for i in range(n)]
+    got = query(tgt, f"SELECT id, {', '.join(PG_TYPES)} FROM pt ORDER BY id")
     assert got == want

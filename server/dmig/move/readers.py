@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -118,6 +119,15 @@ def _as_double(element: AsDouble, compiler: Any, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
 
 
+def pg_text(col: Any, type_: sa.types.TypeEngine) -> Any:
+    """A PostgreSQL value as PostgreSQL prints it (its type's output function), which is what a cast to text
+    gives for every type but ``inet``: ``inet::text`` always adds the netmask ('192.168.0.1/32' for the
+    address printed '192.168.0.1'); ``abbrev(inet)`` is documented to be the output function's text."""
+    if isinstance(type_, postgresql.INET):
+        return sa.func.abbrev(col, type_=sa.Text())
+    return sa.cast(col, sa.Text())
+
+
 class Page(list):  # type: ignore[type-arg]
     """Source rows plus ``bad``: row index -> why that row cannot be copied as it was read."""
 
@@ -143,8 +153,10 @@ class Reader:
                 cols.append(AsDouble(col).label(c.name))
             elif c.kind.spatial and plan.target_dialect != plan.source_dialect:
                 cols.append(sa.func.ST_AsText(col).label(c.name))  # WKT: the documented form across dialects
+            elif c.select_as_text:
+                cols.append(pg_text(col, c.type).label(c.name))
             else:
-                cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
+                cols.append(col)
         for i, (_into, expr, _kind) in enumerate(spec.exprs):
             cols.append(self.compiler.compile(expr).label(f"dmig_expr_{i}"))
         self.table = sa.table(plan.source_table, schema=plan.source_schema)
