@@ -135,3 +135,16 @@ def test_postgresql_types_cross_as_postgresql_text(
     want = [(i + 1, *[v[i] if i < len(v) else None for _t, v in PG_TYPES.values()]) for i in range(n)]
     got = query(tgt, f"SELECT id, {', '.join(PG_TYPES)} FROM pt ORDER BY id")
     assert got == want
+
+
+def test_sqlite_null_keys_beyond_one_batch_fail_the_table_saying_why(tmp_path: Path, project: Path) -> None:
+    """NULL keys sort first and keyset paging cannot continue after a page of them: the table fails with
+    the reason and what to do, never with a SQLAlchemy message about comparing with None."""
+    src, tgt = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 't.db'}"
+    nulls = ", ".join(f"(NULL, 'n{i}')" for i in range(5))
+    run_sql(src, "CREATE TABLE nk (id BIGINT PRIMARY KEY, v TEXT)", f"INSERT INTO nk VALUES {nulls}, (1, 'a')")
+    out = run_copy(src, tgt, project, batch_size=2)
+    assert out.tables[0].state == "failed"
+    assert "more rows with a NULL primary key (id) than one batch" in (out.tables[0].error or "")
+    assert run_copy(src, f"sqlite:///{tmp_path / 't2.db'}", project, batch_size=10).tables[0].state == "done"
+    assert len(query(f"sqlite:///{tmp_path / 't2.db'}", "SELECT v FROM nk")) == 6

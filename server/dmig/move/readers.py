@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from dmig.errors import InvalidInput
 from dmig.move.expressions import ExprCompiler
 from dmig.move.plan import TablePlan
 from dmig.move.rawconn import RawConn
@@ -173,6 +174,15 @@ class Reader:
         return tuple(row[i] for i in self.positions)
 
     def _after(self, last: tuple[Any, ...]) -> Any:
+        if any(v is None for v in last):
+            # Only a SQLite key that is not the rowid can hold NULLs; they sort first, so this page was all
+            # NULL keys and no keyset condition can continue after it.
+            cols = ", ".join(k.name for k in self.key_cols)
+            raise InvalidInput(
+                f"table {self.plan.source_table}: more rows with a NULL primary key ({cols}) than one batch, "
+                "so the copy cannot page past them; run it again with a batch size above their count",
+                table=self.plan.source_table,
+            )
         if len(self.key_cols) == 1:
             return self.key_cols[0] > last[0]
         if self.raw.name != "mysql":
