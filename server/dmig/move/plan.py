@@ -104,6 +104,7 @@ class TablePlan:
     all_columns: list[str] = field(default_factory=list)  # every source column (filters may use excluded ones)
     checks: list[CheckSpec] = field(default_factory=list)
     generated: list[tuple[int, SourceColumn]] = field(default_factory=list)  # kept generated: (position, column)
+    table_charset: tuple[str, str] | None = None  # MySQL/MariaDB source: the table's default (charset, collation)
 
     def column(self, name: str) -> SourceColumn:
         for c in self.columns:
@@ -224,9 +225,27 @@ def _complete_types(conn: sa.Connection, dialect: str, table: str, schema: str |
             c["type"].collation, c["type"].charset = collation, charset
 
 
-def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str]) -> bool:
+_TABLE_CHARSET = sa.text(
+    "SELECT c.CHARACTER_SET_NAME, t.TABLE_COLLATION FROM information_schema.TABLES t"
+    " JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION"
+    " WHERE t.TABLE_SCHEMA = COALESCE(:s, DATABASE()) AND t.TABLE_NAME = :t"
+)
+
+
+def _mysql_table_charset(conn: sa.Connection, schema: str | None, table: str) -> tuple[str, str] | None:
+    """The table's default character set and collation: a MySQL-to-MySQL copy creates the target table with
+    them, so columns added to it later get the source's default, and a column whose collation is the table's
+    default on the source is the table's default on the target too (not only the same collation)."""
+    row = conn.execute(_TABLE_CHARSET, {"s": schema, "t": table}).first()
+    return (str(row[0]), str(row[1])) if row and row[0] and row[1] else None
+
+
+def _autoincrement(dialect: str, col: dict[str, Any], pk: list[str], declared: str | None = None) -> bool:
+    """Whether the column is the table's own counter. On SQLite only a single-column key declared exactly
+    ``INTEGER`` is one (an alias of the rowid); ``BIGINT PRIMARY KEY`` or ``INT PRIMARY KEY`` is an ordinary
+    column that may even hold NULLs, and recreating it as a rowid alias would renumber them 1, 2, 3."""
     if dialect == "sqlite":
-        return pk == [col["name"]] and isinstance(col["type"], sa.Integer)
+        return pk == [col["name"]] and (declared or "").strip().upper() == "INTEGER"
     return col.get("autoincrement") is True and col["name"] in pk
 
 
@@ -323,6 +342,9 @@ def _reflect_one(
     from dmig.move import extras  # extras builds on this module's dataclasses
 
     computed = extras.computed_of(conn, source_dialect, name, raw_cols)
+    declared = (
+        {n: t for n, (t, _cs, _co) in column_catalog(conn, schema, name).items()} if source_dialect == "sqlite" else {}
+    )
     columns = []
     for c in raw_cols:
         if c["name"] in mapping.exclude_columns and c["name"] not in key:
@@ -333,7 +355,7 @@ def _reflect_one(
                 name=c["name"],
                 kind=kind,
                 nullable=bool(c["nullable"]),
-                autoincrement=_autoincrement(source_dialect, c, key),
+                autoincrement=_autoincrement(source_dialect, c, key, declared.get(c["name"])),
                 default=str(c["default"]) if c.get("default") is not None else None,
                 type=c["type"],
                 select_as_text=_select_as_text(source_dialect, kind, c["type"], same),
@@ -373,6 +395,7 @@ def _reflect_one(
         notes=notes,
         all_columns=list(by_name),
         checks=extras.reflect_checks(conn, insp, source_dialect, schema, name),
+        table_charset=_mysql_table_charset(conn, schema, name) if source_dialect == "mysql" else None,
     )
     if not key:
         plan.notes.append("no primary key or unique NOT NULL key: copied in one transaction, no resume point")

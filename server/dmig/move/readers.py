@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
+from dmig.errors import InvalidInput
 from dmig.move.expressions import ExprCompiler
 from dmig.move.plan import TablePlan
 from dmig.move.rawconn import RawConn
@@ -101,6 +105,30 @@ def pg_timestamp_text(pg_us: int, zone: str) -> str:
     return f"{text} {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{us:06d}{zone}{era}"
 
 
+class AsDouble(FunctionElement):  # type: ignore[type-arg]
+    """``CAST(col AS DOUBLE)``, for a MySQL/MariaDB FLOAT: the text protocol prints a single-precision value
+    with 6 significant digits (3.4028234663852886e+38 arrives as 3.40282e+38), a double with all of them,
+    and widening float32 to double is exact. SQLAlchemy skips a CAST to DOUBLE on MySQL, hence this."""
+
+    type = sa.Float()
+    name = "as_double"
+    inherit_cache = True
+
+
+@compiles(AsDouble)
+def _as_double(element: AsDouble, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
+
+
+def pg_text(col: Any, type_: sa.types.TypeEngine) -> Any:
+    """A PostgreSQL value as PostgreSQL prints it (its type's output function), which is what a cast to text
+    gives for every type but ``inet``: ``inet::text`` always adds the netmask ('192.168.0.1/32' for the
+    address printed '192.168.0.1'); ``abbrev(inet)`` is documented to be the output function's text."""
+    if isinstance(type_, postgresql.INET):
+        return sa.func.abbrev(col, type_=sa.Text())
+    return sa.cast(col, sa.Text())
+
+
 class Page(list):  # type: ignore[type-arg]
     """Source rows plus ``bad``: row index -> why that row cannot be copied as it was read."""
 
@@ -122,10 +150,14 @@ class Reader:
         cols = []
         for c in plan.columns:
             col = sa.column(c.name)
-            if c.kind.spatial and plan.target_dialect != plan.source_dialect:
+            if self.raw.name == "mysql" and c.kind.name == "float" and c.kind.bits == 32:
+                cols.append(AsDouble(col).label(c.name))
+            elif c.kind.spatial and plan.target_dialect != plan.source_dialect:
                 cols.append(sa.func.ST_AsText(col).label(c.name))  # WKT: the documented form across dialects
+            elif c.select_as_text:
+                cols.append(pg_text(col, c.type).label(c.name))
             else:
-                cols.append(sa.cast(col, sa.Text()).label(c.name) if c.select_as_text else col)
+                cols.append(col)
         for i, (_into, expr, _kind) in enumerate(spec.exprs):
             cols.append(self.compiler.compile(expr).label(f"dmig_expr_{i}"))
         self.table = sa.table(plan.source_table, schema=plan.source_schema)
@@ -142,6 +174,15 @@ class Reader:
         return tuple(row[i] for i in self.positions)
 
     def _after(self, last: tuple[Any, ...]) -> Any:
+        if any(v is None for v in last):
+            # Only a SQLite key that is not the rowid can hold NULLs; they sort first, so this page was all
+            # NULL keys and no keyset condition can continue after it.
+            cols = ", ".join(k.name for k in self.key_cols)
+            raise InvalidInput(
+                f"table {self.plan.source_table}: more rows with a NULL primary key ({cols}) than one batch, "
+                "so the copy cannot page past them; run it again with a batch size above their count",
+                table=self.plan.source_table,
+            )
         if len(self.key_cols) == 1:
             return self.key_cols[0] > last[0]
         if self.raw.name != "mysql":

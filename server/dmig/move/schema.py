@@ -152,7 +152,8 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
                 ctype,
                 *args,
                 primary_key=in_pk,
-                nullable=col.nullable and not in_pk,
+                # SQLite keys other than the rowid may hold NULLs: a nullable source key stays nullable there
+                nullable=col.nullable and (not in_pk or (tgt == "sqlite" and plan.source_dialect == "sqlite")),
                 autoincrement=auto if tgt != "postgresql" or auto else False,
                 server_default=sa.text(default) if default is not None else None,
             )
@@ -164,6 +165,8 @@ def build_table(plan: TablePlan, spec: TargetSpec, metadata: sa.MetaData) -> Tar
     kwargs: dict[str, object] = {"schema": plan.target_schema}
     if tgt == "mysql":
         kwargs.update(mysql_engine="InnoDB", mysql_charset="utf8mb4")
+        if plan.source_dialect == "mysql" and plan.table_charset:  # the source table's own default
+            kwargs.update(mysql_charset=plan.table_charset[0], mysql_collate=plan.table_charset[1])
     if tgt == "sqlite" and plan.sqlite_autoincrement and plan.source_dialect == "sqlite":
         kwargs["sqlite_autoincrement"] = True
     table = sa.Table(plan.target_table, metadata, *columns, *checks, **kwargs)  # type: ignore[arg-type]

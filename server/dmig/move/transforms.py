@@ -257,7 +257,13 @@ def build_row_fn(plan: TablePlan, spec: TargetSpec, ops: list[Op], warn: V.WarnF
     """A function from one source row (select order) to one target row; raises ValueRejected per row."""
     src, tgt = plan.source_dialect, plan.target_dialect
     convs = [V.source_converter(c.kind, src, tgt, c.name, warn, c.nullable) for c in plan.columns]
-    adapters = [V.target_adapter(c.kind, tgt) for c in spec.columns]
+    nullable = {c.name for c in plan.columns if c.nullable}
+    adapters = [
+        V.compose(V.target_adapter(c.kind, tgt), V.key_not_null(c.name, tgt) if c.origin in nullable else None)
+        if c.name in spec.key
+        else V.target_adapter(c.kind, tgt)
+        for c in spec.columns
+    ]
     if not ops and src == tgt == "sqlite":
         convs = [None] * len(convs)  # SQLite to SQLite, same declared types: values are already in their form
         adapters = [None] * len(adapters)

@@ -528,6 +528,24 @@ def _sqlite_int(v: Any) -> int:
     return v
 
 
+_KEYS_NAME = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+
+
+def key_not_null(column: str, target: str) -> Converter | None:
+    """A primary key column of a target that cannot hold a NULL key (all but SQLite, whose non-rowid keys
+    may be NULL): such a row is rejected naming the column, never given a generated key value (an
+    AUTO_INCREMENT column turns an inserted NULL into the next counter value, silently)."""
+    if target == "sqlite":
+        return None
+
+    def check(v: Any) -> Any:
+        if v is None:
+            raise ValueRejected(f"NULL in primary key column {column}: {_KEYS_NAME[target]} keys cannot be NULL")
+        return v
+
+    return check
+
+
 def compose(first: Converter | None, second: Converter | None) -> Converter | None:
     if first is None:
         return second
