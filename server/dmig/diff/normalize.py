@@ -66,7 +66,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import BIT, DOUBLE_PRECISION, JSONB
+from sqlalchemy.dialects.postgresql import BIT, DOUBLE_PRECISION, INET, JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -686,6 +686,10 @@ def _pg(category: str, col: sa.ColumnElement[Any], pg_version: int) -> sa.Column
         return f.to_char(sa.cast(col, sa.Time), lit("HH24:MI:SS.US"))
     if category == "binary":
         return f.encode(col, lit("hex"))
+    if isinstance(getattr(col, "type", None), INET):
+        # inet::text always adds the netmask ('192.168.0.1/32'); abbrev() is inet_out, the printed form the
+        # copy writes across dialects. Not for cidr: abbrev(cidr) shortens '10.1.0.0/16' to '10.1/16'.
+        return f.abbrev(col)
     return sa.cast(col, sa.Text)
 
 
