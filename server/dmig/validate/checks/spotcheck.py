@@ -199,9 +199,74 @@ def run(check: SpotCheck, env: CheckEnv) -> Outcome:
             texprs = [p[1] for p in plans]
             rules = [p[2] for p in plans]
             picked = pick_keys(check, env, src, stable, skeys)
+            # A key holding NULL (SQLite allows it when the declared type is not exactly INTEGER) names no
+            # row: `= NULL` finds nothing on either side. Those rows are compared as a multiset instead.
+            null_keyed = [k for k in picked.keys if any(v is None for v in k)]
+            picked.keys = [k for k in picked.keys if k not in null_keyed]
             srows = fetch(src, stable, skeys, sexprs, picked.keys)
             trows = fetch(tgt, ttable, tkeys, texprs, picked.keys)
-    return _compare(check, env, comps, picked, srows, trows, rules)
+            nulls = (
+                _null_key_rows(src, stable, skeys, sexprs, null_keyed),
+                _null_key_rows(tgt, ttable, tkeys, texprs, null_keyed),
+            )
+    outcome = _compare(check, env, comps, picked, srows, trows, rules)
+    return _with_null_keys(outcome, nulls, [same] * len(skeys) + list(rules), env) if null_keyed else outcome
+
+
+NULL_KEY_ROWS = 200  # rows with a NULL key compared pairwise (rules are predicates, not canonical forms)
+
+
+def _null_key_rows(
+    s: Session, table: sa.Table, keys: list[Any], exprs: list[Any], null_keyed: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]] | None:
+    """Every row whose key holds a NULL (keys then values), or None when there are more than NULL_KEY_ROWS."""
+    if not null_keyed:
+        return []
+    cols = [raw(k, f"k{i}") for i, k in enumerate(keys)] + [raw(e, f"v{i}") for i, e in enumerate(exprs)]
+    stmt = sa.select(*cols).where(sa.or_(*[k.is_(None) for k in keys])).limit(NULL_KEY_ROWS + 1)
+    rows = [tuple(r) for r in s.execute(stmt)]
+    return None if len(rows) > NULL_KEY_ROWS else rows
+
+
+def _with_null_keys(
+    outcome: Outcome,
+    nulls: tuple[list[tuple[Any, ...]] | None, list[tuple[Any, ...]] | None],
+    rules: list[Rule],
+    env: CheckEnv,
+) -> Outcome:
+    """Each source row with a NULL key must equal a distinct target row with a NULL key, and no target one is left."""
+    source, target = nulls
+    if source is None or target is None:
+        # Never a silent pass: the rows that could not be compared make the check fail, saying why.
+        outcome.passed = False
+        outcome.summary += f"; rows with a NULL key NOT compared (more than {NULL_KEY_ROWS}): use diff (multiset)"
+        return outcome
+    unmatched_target = list(target)
+    unmatched_source = []
+    for row in source:
+        hit = next((t for t in unmatched_target if all(r(a, b) for r, a, b in zip(rules, row, t, strict=True))), None)
+        if hit is None:
+            unmatched_source.append(row)
+        else:
+            unmatched_target.remove(hit)
+    cap = env.defaults.max_value_chars
+    outcome.figures["null_key_rows"] = {"source": len(source), "target": len(target)}
+    if unmatched_source or unmatched_target:
+        outcome.passed = False
+        outcome.figures["offending"] = (
+            outcome.figures.get("offending", 0) + len(unmatched_source) + len(unmatched_target)
+        )
+        outcome.summary += (
+            f"; rows with a NULL key (compared as a multiset): {len(unmatched_source)} source row(s) and "
+            f"{len(unmatched_target)} target row(s) without an equal row on the other side"
+        )
+        outcome.figures["null_key_examples"] = {
+            "source_only": [[shown(v, cap) for v in r] for r in unmatched_source[:5]],
+            "target_only": [[shown(v, cap) for v in r] for r in unmatched_target[:5]],
+        }
+    else:
+        outcome.summary += f"; {len(source)} row(s) with a NULL key equal as a multiset"
+    return outcome
 
 
 def _key_shown(key: tuple[Any, ...], cap: int) -> Any:
