@@ -41,7 +41,7 @@ def _spec(url: str) -> dict[str, Any]:
             {"op": "add_column", "table": "lib2", "key": ["id"],
              "column": {"name": "ref_uuid", "type": "uuid", "nullable": False, "default_function": "uuid"}}
         )  # fmt: skip
-    return {"version": 1, "id": "lib2-nn", "options": {"batch_size": 10, "throttle_ms": 40}, "operations": ops}
+    return {"version": 1, "id": "lib2-nn", "options": {"batch_size": 25, "throttle_ms": 20}, "operations": ops}
 
 
 def _guard(url: str) -> list[str]:
@@ -92,7 +92,7 @@ class Writers:
                             self.ok += 1
                         except sa.exc.DBAPIError as exc:
                             self.refused.append(f"{shape}: {sql[:30]}: {str(exc.orig).splitlines()[0]}")
-                    time.sleep(0.005)
+                    time.sleep(0.02)
         finally:
             eng.dispose()
 
