@@ -768,7 +768,6 @@ _P5 = "issue 14 proof #5/#6: JSON compared as text (jsonb reorders keys); valida
 KNOWN_GAPS: dict[tuple[str, str, str], str] = {
     ("mysql", "postgresql", "json"): _P5,
     ("postgresql", "mysql", "json"): _P5,
-    ("mysql", "sqlite", "bit"): "issue 14 types: BIT(64) into SQLite is TEXT of decimal digits, compared as bit text",
 }
 
 

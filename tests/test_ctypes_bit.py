@@ -26,13 +26,13 @@ def _number(v: Any, base: int = 2) -> int | None:
     if isinstance(v, bytes):
         return int.from_bytes(v, "big")
     if isinstance(v, str):
-        return int(v, base)  # PostgreSQL bit(n) text, or SQLite's decimal text of a BIT(64)
+        return int(v, base)  # PostgreSQL bit(n) text, or SQLite's text of the bits of a BIT(64)
     return int(v)
 
 
 def _read(url: str) -> dict[int, tuple[int | None, ...]]:
     rows = query(url, "SELECT id, b1, b8, b64 FROM flags ORDER BY id")
-    base = 10 if url.startswith("sqlite") else 2
+    base = 2
     return {r[0]: tuple(_number(v, base) for v in r[1:]) for r in rows}
 
 

@@ -357,7 +357,9 @@ def test_over_limit_value_is_refused_in_process(spec: ToolSpec, field: str, buil
     assert _names_field(err.value.details, field), err.value.details
 
 
-@pytest.fixture(scope="module")
+# Session, not module, scope: an xdist worker interleaves other modules' tests with this group's, and
+# pytest tears a module fixture down whenever the next test is in another module (the corpus ran twice).
+@pytest.fixture(scope="session")
 def stdio_answers(tmp_path_factory: pytest.TempPathFactory, dmig_data_dir: Path) -> dict[str, Any]:
     """Every case sent to one `dmig serve` over stdio (official client), each followed by server_info."""
     project = tmp_path_factory.mktemp("limits") / "project"

@@ -425,7 +425,9 @@ def problem(answer: Answer) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+# Session, not module, scope: an xdist worker interleaves other modules' tests with this group's, and
+# pytest tears a module fixture down whenever the next test is in another module (the corpus ran twice).
+@pytest.fixture(scope="session")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, Answer], str]]:
     tmp = tmp_path_factory.mktemp("sweep")
     env = make_env(tmp)

@@ -25,8 +25,8 @@ varchar(n) / char(n)        VARCHAR(n) / CHAR(n)       VARCHAR(n) / CHAR(n) [1] 
 text (any size)             TEXT                       LONGTEXT (VARCHAR(255) if   TEXT
                                                        part of a key or index) [1]
 enum(values)                TEXT + CHECK (IN values)   ENUM(values) (native) [1]   TEXT + CHECK (IN values)
-bits (MySQL BIT(n),         BOOLEAN if n = 1 (as       BIT(n)                      INTEGER (TEXT, decimal
-  PostgreSQL bit(n<=64))      pgloader), else BIT(n)                                 digits, for n = 64)
+bits (MySQL BIT(n),         BOOLEAN if n = 1 (as       BIT(n)                      INTEGER (TEXT of the
+  PostgreSQL bit(n<=64))      pgloader), else BIT(n)                                 bits, for n = 64)
 json / jsonb                JSONB                      JSON                        TEXT
 blob / bytea / varbinary    BYTEA                      LONGBLOB (VARBINARY(255)    BLOB
                                                        if part of a key/index)

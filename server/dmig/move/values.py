@@ -498,7 +498,10 @@ def target_adapter(kind: Kind, target: str) -> Converter | None:
         if n == "float":
             return lambda v: v if v == v else _sqlite_nan(v)  # only NaN differs from itself (None does not)
         if n == "bits":
-            return _nullable(_text) if (kind.length or 1) >= 64 else None
+            # 64 bits may exceed SQLite's signed INTEGER: the text of the bits, full width as PostgreSQL
+            # writes bit(n), which every comparer reads back as the same number (decimal digits would not).
+            width = kind.length or 64
+            return _nullable(lambda v: format(int(v), f"0{width}b")) if width >= 64 else None
         if n == "bool":
             return _nullable(int)
         if n == "decimal":
