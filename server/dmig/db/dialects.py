@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 Flavor = Literal["sqlite", "postgresql", "mysql", "mariadb"]
 
@@ -429,3 +431,26 @@ def mariadb_check_constraints(conn: sa.Connection, schema: str) -> dict[str, lis
     for table, name, clause, level in conn.execute(_MARIADB_CHECKS, {"schema": schema}):
         out.setdefault(table, []).append({"name": name, "sqltext": clause, "level": str(level).lower()})
     return out
+
+
+# MySQL/MariaDB spatial types: SQLAlchemy reflects them as NullType, the catalog names them.
+MYSQL_SPATIAL_TYPES = frozenset(
+    {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"}
+    | {"geometrycollection", "geomcollection"}
+)
+
+
+class mysql_as_double(FunctionElement[Any]):
+    """MariaDB/MySQL ``CAST(col AS DOUBLE)``: a FLOAT widened exactly. The text protocol prints a
+    single-precision value with 6 significant digits (3.4028234663852886e+38 arrives as 3.40282e+38), and
+    SQLAlchemy skips a CAST to DOUBLE on MySQL, hence this construct (the copy, diff and validate use it)."""
+
+    type = sa.Float()
+    inherit_cache = True
+    name = "mysql_as_double"
+
+
+@compiles(mysql_as_double)
+def _compile_mysql_as_double(element: mysql_as_double, compiler: Any, **kw: Any) -> str:
+    (expr,) = list(element.clauses)
+    return f"CAST({compiler.process(expr, **kw)} AS DOUBLE)"

@@ -70,6 +70,8 @@ from sqlalchemy.dialects.postgresql import BIT, DOUBLE_PRECISION, INET, JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from dmig.db import dialects
+
 Category = Literal[
     "int",
     "bool",
@@ -100,11 +102,7 @@ _FLOATS = frozenset({"float", "float4"})
 _TEXTS = frozenset({"text", "char"})
 # Rules whose canonical text is, by construction, the text form the copy writes into a text column.
 _AS_TEXT = frozenset({"varbit", "timetz", "geometry"})
-# MySQL/MariaDB spatial types (reflected as NullType; the catalog names them).
-SPATIAL_TYPES = frozenset(
-    {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"}
-    | {"geometrycollection", "geomcollection"}
-)
+SPATIAL_TYPES = dialects.MYSQL_SPATIAL_TYPES
 # Rules that only Python (the SQLite side) can apply: a server side never gets them.
 _PYTHON_ONLY = frozenset({"float4"})
 NOT_COMPARABLE = "not comparable"
@@ -594,24 +592,10 @@ def _compile_trim_leading(element: _trim_leading, compiler: Any, **kw: Any) -> s
     return f"TRIM(LEADING {compiler.process(char, **kw)} FROM {compiler.process(expr, **kw)})"
 
 
-class _as_double(FunctionElement[Any]):
-    """MariaDB/MySQL ``CAST(x AS DOUBLE)`` (SQLAlchemy skips CAST to DOUBLE on MySQL)."""
-
-    type = sa.Float()
-    inherit_cache = True
-    name = "as_double"
-
-
-@compiles(_as_double)
-def _compile_as_double(element: _as_double, compiler: Any, **kw: Any) -> str:
-    (expr,) = list(element.clauses)
-    return f"CAST({compiler.process(expr, **kw)} AS DOUBLE)"
-
-
 def mysql_double(col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """``CAST(col AS DOUBLE)`` on MariaDB/MySQL: a FLOAT widened exactly (validate reads FLOAT this way,
     as the text protocol prints only 6 digits of it)."""
-    return _as_double(col)
+    return dialects.mysql_as_double(col)
 
 
 class _as_unsigned(FunctionElement[Any]):
@@ -736,7 +720,7 @@ def _mysql_float(col: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
     MariaDB evaluates for those rows alone.
     """
     f = sa.func
-    value = _as_double(col)
+    value = dialects.mysql_as_double(col)
     text = sa.cast(f.abs(value), sa.String)
     mantissa = f.substring_index(text, lit("e"), 1)
     exponent = sa.cast(f.substring_index(text, lit("e"), -1), sa.Integer)

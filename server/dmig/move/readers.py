@@ -17,9 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
+from dmig.db import dialects
 from dmig.errors import InvalidInput
 from dmig.move.expressions import ExprCompiler
 from dmig.move.plan import TablePlan
@@ -105,21 +104,6 @@ def pg_timestamp_text(pg_us: int, zone: str) -> str:
     return f"{text} {secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{us:06d}{zone}{era}"
 
 
-class AsDouble(FunctionElement):  # type: ignore[type-arg]
-    """``CAST(col AS DOUBLE)``, for a MySQL/MariaDB FLOAT: the text protocol prints a single-precision value
-    with 6 significant digits (3.4028234663852886e+38 arrives as 3.40282e+38), a double with all of them,
-    and widening float32 to double is exact. SQLAlchemy skips a CAST to DOUBLE on MySQL, hence this."""
-
-    type = sa.Float()
-    name = "as_double"
-    inherit_cache = True
-
-
-@compiles(AsDouble)
-def _as_double(element: AsDouble, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
-
-
 def pg_text(col: Any, type_: sa.types.TypeEngine) -> Any:
     """A PostgreSQL value as PostgreSQL prints it (its type's output function), which is what a cast to text
     gives for every type but ``inet``: ``inet::text`` always adds the netmask ('192.168.0.1/32' for the
@@ -151,7 +135,7 @@ class Reader:
         for c in plan.columns:
             col = sa.column(c.name)
             if self.raw.name == "mysql" and c.kind.name == "float" and c.kind.bits == 32:
-                cols.append(AsDouble(col).label(c.name))
+                cols.append(dialects.mysql_as_double(col).label(c.name))
             elif c.kind.spatial and plan.target_dialect != plan.source_dialect:
                 cols.append(sa.func.ST_AsText(col).label(c.name))  # WKT: the documented form across dialects
             elif c.select_as_text:

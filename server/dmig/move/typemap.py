@@ -71,6 +71,7 @@ from dataclasses import dataclass, field, replace
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from dmig.db import dialects
 from dmig.errors import InvalidInput
 
 # SQLite stores NUMERIC values as REAL (15 significant digits); beyond that TEXT keeps them exact.
@@ -155,16 +156,6 @@ def _int_bits(t: sa.types.TypeEngine) -> int:
 
 
 MAX_BITS = 64  # bit strings up to this width are numbers (MySQL BIT's limit); longer ones travel as text
-_SPATIAL = {
-    "geometry",
-    "point",
-    "linestring",
-    "polygon",
-    "multipoint",
-    "multilinestring",
-    "multipolygon",
-    "geometrycollection",
-}
 
 
 def _fsp(t: sa.types.TypeEngine, dialect: str) -> int | None:
@@ -184,7 +175,7 @@ def kind_of(t: sa.types.TypeEngine, dialect: str, *, json_column: bool = False) 
         return Kind("json")
     if isinstance(t, NativeType):
         base = t.text.split("(")[0].strip().lower()
-        return Kind("other", native=t.text, spatial=dialect == "mysql" and base in _SPATIAL)
+        return Kind("other", native=t.text, spatial=dialect == "mysql" and base in dialects.MYSQL_SPATIAL_TYPES)
     if isinstance(t, sa.Boolean):
         return Kind("bool")
     if dialect == "mysql" and isinstance(t, mysql.TINYINT) and getattr(t, "display_width", None) == 1:

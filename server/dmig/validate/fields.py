@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dmig.db import dialects
 from dmig.db.dialects import column_catalog
 from dmig.diff.normalize import Category, canon, canon_json, canon_time, category_of, mysql_double, value_rule
 from dmig.validate.db import Session
@@ -38,18 +39,6 @@ from dmig.validate.values import same
 
 Rule = Callable[[Any, Any], bool]
 
-_GEOMETRY = frozenset(
-    {
-        "geometry",
-        "point",
-        "linestring",
-        "polygon",
-        "multipoint",
-        "multilinestring",
-        "multipolygon",
-        "geometrycollection",
-    }
-)
 _INET = frozenset({"INET", "CIDR"})
 _TIMEISH = frozenset({"time", "text", "char"})
 
@@ -59,7 +48,11 @@ def geometry_columns(s: Session, table: sa.Table) -> set[str]:
     if s.dialect != "mysql" or not any(isinstance(c.type, sa.types.NullType) for c in table.c):
         return set()
     catalog = column_catalog(s.conn, table.schema, table.name)
-    return {name for name, (text, _cs, _co) in catalog.items() if text.split("(")[0].strip().lower() in _GEOMETRY}
+    return {
+        name
+        for name, (text, _cs, _co) in catalog.items()
+        if text.split("(")[0].strip().lower() in dialects.MYSQL_SPATIAL_TYPES
+    }
 
 
 class _Side:
